@@ -1,0 +1,205 @@
+"""Wiring only: start the components in order, stop them in reverse, supervise."""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import secrets
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from netd.api import errors
+from netd.apiserver.app import ApiServerApp
+from netd.config import Config
+from netd.registry.bootstrap import ensure_system_objects
+from netd.registry.objectapi import ObjectAPI
+from netd.store.sqlite import SQLiteStore
+from netd.supervise import Supervisor
+
+log = logging.getLogger("netd.daemon")
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+@dataclass
+class Paths:
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store.db"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "api.sock"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "netd.lock"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "netd.pid"
+
+    @property
+    def token(self) -> Path:
+        return self.root / "token"
+
+
+@dataclass
+class Daemon:
+    config: Config
+    paths: Paths = field(init=False)
+    store: SQLiteStore | None = None
+    api: ObjectAPI | None = None
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    api_port: int = 0
+    _runner: web.AppRunner | None = None
+    _lock_fd: int | None = None
+    _synced: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.paths = Paths(self.config.cluster_state_dir)
+
+    # ---- start -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.paths.root, 0o700)
+        self._take_lock()
+        self.store = SQLiteStore(str(self.paths.store),
+                                 history_size=self.config.store.history_size)
+        self.api = ObjectAPI(self.store)
+        await ensure_system_objects(self.api)
+        self._synced["store"] = True
+        await self._start_http()
+        self.paths.pid.write_text(f"{os.getpid()}\n")
+        log.info("cluster %s ready: API http://%s:%d, kubeconfig %s", self.config.cluster_name,
+                 self.config.api.address, self.api_port, self.paths.kubeconfig)
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunning(f"cluster {self.config.cluster_name} is already running "
+                                 f"(state directory {self.paths.root} is locked)") from None
+        self._lock_fd = fd
+
+    def _token(self) -> str | None:
+        auth = self.config.api.auth
+        loopback = self.config.api.address in ("127.0.0.1", "::1", "localhost")
+        if auth == "none" or (auth == "auto" and loopback):
+            return None
+        if self.paths.token.exists():
+            return self.paths.token.read_text().strip()
+        token = secrets.token_urlsafe(32)
+        fd = os.open(self.paths.token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return token
+
+    async def _start_http(self) -> None:
+        assert self.api is not None
+        token = self._token()
+        app = ApiServerApp(self.api, token=token, ready=lambda: dict(self._synced)).build()
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.api.address, self.config.api.port,
+                           reuse_address=True)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound sockets only here
+        assert server is not None
+        self.api_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sock = self.paths.socket
+        if sock.exists() or sock.is_symlink():
+            sock.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            await web.UnixSite(runner, str(sock)).start()
+        finally:
+            os.umask(old_umask)
+        os.chmod(sock, 0o600)
+        self._runner = runner
+        self._write_kubeconfig(token)
+
+    def _write_kubeconfig(self, token: str | None) -> None:
+        name = f"netd-{self.config.cluster_name}"
+        host = self.config.api.address
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        user: dict[str, Any] = {"token": token} if token else {}
+        doc = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": name, "cluster": {"server": f"http://{host}:{self.api_port}"}}],
+            "users": [{"name": name, "user": user}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name,
+                                                    "namespace": "default"}}],
+            "current-context": name,
+        }
+        tmp = self.paths.kubeconfig.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(doc, f, sort_keys=False)
+        os.replace(tmp, self.paths.kubeconfig)
+
+    # ---- run / stop --------------------------------------------------------------
+
+    async def run_until_signalled(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        failed = asyncio.create_task(self.supervisor.failed.wait())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (failed, stopped):
+            t.cancel()
+        if self.supervisor.failed.is_set():
+            log.error("stopping: %s", self.supervisor.failure)
+            return 1
+        log.info("stopping on signal")
+        return 0
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        for p in (self.paths.socket, self.paths.pid):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+async def apply_manifests(api: ObjectAPI, docs: list[dict[str, Any]]) -> list[str]:
+    """Create (or update) each manifest document in-process; returns kubectl-like lines."""
+    from netd.registry.manifests import apply_document
+
+    out = []
+    for doc in docs:
+        try:
+            out.append(await apply_document(api, doc))
+        except errors.APIError as err:
+            out.append(f"error: {err.message}")
+    return out

@@ -1,0 +1,119 @@
+"""A netd daemon started as a user starts it (`netd up` in a subprocess), for e2e tests.
+
+Each cluster gets its own name and state directory; stopping it sends SIGTERM to the
+PID this fixture started and nothing else."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "configs" / "examples"
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Poll `predicate` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the condition may raise until it holds
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                         + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+@dataclass
+class Cluster:
+    name: str
+    state_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir / self.name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        doc = yaml.safe_load(self.kubeconfig.read_text())
+        return str(doc["clusters"][0]["cluster"]["server"])
+
+    def start(self) -> "Cluster":
+        self.log_path = self.state_dir / f"{self.name}.log"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "netd.cli.main", "up", "--name", self.name,
+             "--state-dir", str(self.state_dir), "--api-port", "0", *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        log.close()
+        wait_for(self._ready, 60, what=f"cluster {self.name} to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"netd up exited with {self.proc.returncode}:\n{self.logs()}")
+        if not (self.root / "netd.pid").exists() or not self.kubeconfig.exists():
+            return False
+        with urllib.request.urlopen(self.server + "/readyz", timeout=2) as r:
+            return r.status == 200
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["KUBECACHEDIR"] = str(self.state_dir / "kubecache")
+        return env
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        kubectl = shutil.which("kubectl")
+        assert kubectl, "kubectl is required for the e2e tests (scripts/test installs one)"
+        proc = subprocess.run([kubectl, *args], env=self.env(), capture_output=True, text=True,
+                              input=input, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+def new_cluster(tmp: Path, *extra: str) -> Cluster:
+    return Cluster("e2e" + secrets.token_hex(3), tmp, list(extra))
