@@ -23,7 +23,6 @@ KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-netd",
                 "goVersion": "python" + platform.python_version(), "compiler": "cpython",
                 "platform": "linux/amd64"}
 
-_AGGREGATED = "apidiscovery.k8s.io"
 ReadyCheck = Callable[[], dict[str, bool]]
 Extra = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
@@ -110,31 +109,23 @@ class ApiServerApp:
         return web.Response(text=text, status=200 if ok else 500, content_type="text/plain")
 
     def _discovery(self, request: web.Request, path: str) -> web.Response:
-        accept = request.headers.get("Accept", "")
-        if path in ("/api", "/apis") and _AGGREGATED in accept and "as=APIGroupDiscoveryList" \
-                in accept:
-            body = discovery.aggregated_discovery(core=(path == "/api"))
-            version = "v2" if "v=v2;" in accept.replace(" ", "") + ";" else "v2beta1"
-            ctype = (f"application/json;g={_AGGREGATED};v={version};as=APIGroupDiscoveryList")
-            if version != "v2":
-                body = dict(body, apiVersion=f"{_AGGREGATED}/{version}")
-            resp = web.Response(body=orjson.dumps(body), status=200)
-            resp.headers["Content-Type"] = ctype
-            return resp
+        if path in ("/api", "/apis"):
+            version = discovery.negotiate(request.headers.get("Accept"))
+            if version is not None:
+                body = discovery.aggregated_discovery(core=(path == "/api"), version=version)
+                resp = web.Response(body=orjson.dumps(body), status=200)
+                resp.headers["Content-Type"] = discovery.content_type(version)
+                return resp
         parts = [p for p in path.split("/") if p]
         doc: Any = None
         if path == "/api":
-            host = request.host or "127.0.0.1"
-            doc = discovery.legacy_api_versions(host)
+            doc = discovery.legacy_api_versions(request.host or "127.0.0.1")
         elif path == "/apis":
             doc = discovery.legacy_api_group_list()
         elif parts[0] == "api" and len(parts) == 2:
             doc = discovery.api_resource_list("", parts[1])
         elif parts[0] == "apis" and len(parts) == 2:
-            groups = discovery.legacy_api_group_list()["groups"]
-            doc = next((g for g in groups if g["name"] == parts[1]), None)
-            if doc is not None:
-                doc = dict(doc, kind="APIGroup", apiVersion="v1")
+            doc = discovery.api_group(parts[1])
         elif parts[0] == "apis" and len(parts) == 3:
             doc = discovery.api_resource_list(parts[1], parts[2])
         if doc is None:
@@ -163,5 +154,8 @@ class ApiServerApp:
                 raise errors.NotFound("the server could not find the requested resource")
             resp = web.Response(body=doc, content_type="application/json")
             resp.headers["Cache-Control"] = "public, immutable"
+            digest = openapi.openapi_v3_hash(path[len("/openapi/v3/"):])
+            if digest:
+                resp.headers["ETag"] = f'"{digest}"'
             return resp
         raise errors.NotFound("the server could not find the requested resource")
