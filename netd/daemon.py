@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 import secrets
@@ -17,6 +18,9 @@ from aiohttp import web
 from netd.api import errors
 from netd.apiserver.app import ApiServerApp
 from netd.config import Config
+from netd.controllers.gc import GarbageCollector
+from netd.controllers.graph import ObjectGraph
+from netd.controllers.namespace import NamespaceController
 from netd.registry.bootstrap import ensure_system_objects
 from netd.registry.objectapi import ObjectAPI
 from netd.store.sqlite import SQLiteStore
@@ -69,6 +73,7 @@ class Daemon:
     _runner: web.AppRunner | None = None
     _lock_fd: int | None = None
     _synced: dict[str, bool] = field(default_factory=dict)
+    _graph: ObjectGraph | None = None
 
     def __post_init__(self) -> None:
         self.paths = Paths(self.config.cluster_state_dir)
@@ -84,10 +89,29 @@ class Daemon:
         self.api = ObjectAPI(self.store)
         await ensure_system_objects(self.api)
         self._synced["store"] = True
+        self._start_controllers()
         await self._start_http()
         self.paths.pid.write_text(f"{os.getpid()}\n")
+        # Everything loaded so far lives as long as the daemon: keep it out of the
+        # cyclic collector's generations so full collections stay short.
+        gc.freeze()
         log.info("cluster %s ready: API http://%s:%d, kubeconfig %s", self.config.cluster_name,
                  self.config.api.address, self.api_port, self.paths.kubeconfig)
+
+    def _start_controllers(self) -> None:
+        assert self.api is not None and self.store is not None
+        graph = ObjectGraph(self.store)
+        gc = GarbageCollector(self.api, graph)
+        namespaces = NamespaceController(self.api, graph)
+        self.supervisor.start("object-graph", graph.run)
+        self.supervisor.start("garbage-collector", gc.run)
+        self.supervisor.start("namespace-controller", namespaces.run)
+        self._graph = graph
+
+    def _ready(self) -> dict[str, bool]:
+        ready = dict(self._synced)
+        ready["controllers"] = self._graph is not None and self._graph.synced.is_set()
+        return ready
 
     def _take_lock(self) -> None:
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -115,7 +139,7 @@ class Daemon:
     async def _start_http(self) -> None:
         assert self.api is not None
         token = self._token()
-        app = ApiServerApp(self.api, token=token, ready=lambda: dict(self._synced)).build()
+        app = ApiServerApp(self.api, token=token, ready=self._ready).build()
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api.address, self.config.api.port,

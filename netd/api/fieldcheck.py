@@ -75,3 +75,36 @@ def strict_error_message(paths: list[str]) -> str:
 def warnings(paths: list[str]) -> list[str]:
     """Texts of the `Warning: 299 - "..."` headers kube-apiserver sends for Warn requests."""
     return [f'unknown field "{p}"' for p in paths]
+
+
+def prune(obj: dict[str, Any], paths: list[str]) -> None:
+    """Drop the fields at `paths` (as unknown_fields names them) from obj, in place.
+
+    kube-apiserver decodes into typed structs, so with Warn or Ignore an unknown field
+    is silently dropped, never stored; netd keeps objects as JSON and prunes instead.
+    """
+    for path in paths:
+        steps = _steps(path)
+        parent: Any = obj
+        for step in steps[:-1]:
+            try:
+                parent = parent[step]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        last = steps[-1] if steps else None
+        if isinstance(parent, dict) and isinstance(last, str):
+            parent.pop(last, None)
+
+
+def _steps(path: str) -> list[str | int]:
+    out: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            out.append(name)
+        while rest:
+            idx, _, rest = rest.partition("]")
+            out.append(int(idx))
+            rest = rest[1:] if rest.startswith("[") else rest
+    return out

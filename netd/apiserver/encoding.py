@@ -51,6 +51,11 @@ def decode_body(raw: bytes, content_type: str) -> Any:
     if not raw.strip():
         raise errors.BadRequest("the request body is empty")
     media = content_type.split(";")[0].strip().lower()
+    if media == "application/vnd.kubernetes.protobuf":
+        # client-go falls back to JSON for the rest of the session on a 415.
+        raise errors.UnsupportedMediaType(
+            'the body of the request was in an unknown format - accepted media types '
+            'include: application/json, application/yaml')
     try:
         if media in ("application/yaml", "application/x-yaml", "application/apply-patch+yaml"):
             return yaml.safe_load(raw)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from netd.api import errors
 from netd.api.defaults import apply_defaults
-from netd.api.fieldcheck import unknown_fields
+from netd.api.fieldcheck import prune, unknown_fields
 from netd.api.kinds import REGISTRY, ResourceType
 from netd.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from netd.api.validation import validate_create, validate_status_update, validate_update
@@ -229,8 +229,7 @@ class ObjectAPI:
             sent_rv = meta.get("resourceVersion")
             if sent_rv and str(sent_rv) != str(current.rv):
                 raise errors.Conflict.stale(rt.plural, rt.group, name)
-            if field_validation != "Ignore":
-                self._field_check(rt, patched, field_validation, warnings)
+            self._field_check(rt, patched, field_validation, warnings)
             try:
                 return await self._update_from(rt, current, patched, subresource, dry_run)
             except errors.Conflict:
@@ -324,8 +323,7 @@ class ObjectAPI:
         if not isinstance(obj.get("metadata", {}), dict):
             raise errors.BadRequest(f"{rt.kind} in version \"{rt.version}\" cannot be handled "
                                     f"as a {rt.kind}: metadata must be an object")
-        if field_validation != "Ignore":
-            self._field_check(rt, obj, field_validation, warnings)
+        self._field_check(rt, obj, field_validation, warnings)
         return obj
 
     def _field_check(self, rt: ResourceType, obj: dict[str, Any], mode: str,
@@ -338,8 +336,9 @@ class ObjectAPI:
             raise errors.BadRequest(
                 f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                 f"strict decoding error: {detail}")
-        if warnings is not None:
+        if warnings is not None and mode == "Warn":
             warnings.extend(f'unknown field "{p}"' for p in unknown)
+        prune(obj, unknown)
 
     def _check_namespace(self, rt: ResourceType, namespace: str,
                          meta: dict[str, Any]) -> None:

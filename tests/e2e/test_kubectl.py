@@ -46,7 +46,7 @@ def test_create_and_get_seed_pvs(cluster: Cluster) -> None:
     table = cluster.kubectl("get", "pv").stdout.splitlines()
     assert table[0].split()[:4] == ["NAME", "CAPACITY", "ACCESS", "MODES"]
     assert [line.split()[0] for line in table[1:]] == ["pv001", "pv002", "pv003"]
-    assert "RWX,RWO" in table[1] and "Retain" in table[1]
+    assert "RWO,RWX" in table[1] and "Retain" in table[1]
     again = cluster.kubectl("create", "-f", str(EXAMPLES / "seed001-pv.yaml"), check=False)
     assert again.returncode != 0
     assert 'persistentvolumes "pv001" already exists' in again.stderr

@@ -294,3 +294,16 @@ async def test_dry_run_writes_nothing(api: ObjectAPI) -> None:
     s = await api.create(PODS, "default", pod("p"), dry_run=True)
     assert s.obj["metadata"]["uid"]
     assert api.store.revision == before and api.store.get("pods", "default", "p") is None
+
+
+@pytest.mark.parametrize("mode,warned", [("Warn", True), ("Ignore", False)])
+async def test_unknown_fields_dropped_unless_strict(api: ObjectAPI, mode: str,
+                                                    warned: bool) -> None:
+    body = pod("p")
+    body["spec"]["bogus"] = 1
+    body["spec"]["containers"][0]["imagee"] = "x"
+    warnings: list[str] = []
+    s = await api.create(PODS, "default", body, field_validation=mode, warnings=warnings)
+    assert "bogus" not in s.obj["spec"] and "imagee" not in s.obj["spec"]["containers"][0]
+    assert (sorted(warnings) == ['unknown field "spec.bogus"',
+                                 'unknown field "spec.containers[0].imagee"']) is warned
