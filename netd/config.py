@@ -102,7 +102,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, value, where)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

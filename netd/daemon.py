@@ -147,7 +147,7 @@ class Daemon:
         await site.start()
         server = site._server  # aiohttp exposes the bound sockets only here
         assert server is not None
-        self.api_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.api_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         sock = self.paths.socket
         if sock.exists() or sock.is_symlink():
             sock.unlink()

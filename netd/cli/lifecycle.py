@@ -152,11 +152,12 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def _alive(pid: int) -> bool:
+    # A zombie (exited, not yet reaped by its parent) has stopped: it counts as gone.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _is_netd(pid: int) -> bool:

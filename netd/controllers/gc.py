@@ -152,7 +152,7 @@ class GarbageCollector:
             if found is None:
                 continue
             dep, dobj = found
-            ref = next((r for r in dobj.get("metadata", {}).get("ownerReferences") or []
+            ref: dict[str, Any] = next((r for r in dobj.get("metadata", {}).get("ownerReferences") or []
                         if r.get("uid") == node.uid), {})
             if ref.get("blockOwnerDeletion"):
                 blocking += 1

@@ -15,8 +15,9 @@ from netd.store.base import copy_obj
 
 log = logging.getLogger("netd.controllers.namespace")
 
-NAMESPACES = REGISTRY.by_plural("", "namespaces")
-assert NAMESPACES is not None
+_NS = REGISTRY.by_plural("", "namespaces")
+assert _NS is not None
+NAMESPACES = _NS
 _NAMESPACED = [rt for rt in REGISTRY.types if rt.namespaced]
 
 

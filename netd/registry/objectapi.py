@@ -6,6 +6,7 @@ and read-only (copy_obj before changing).
 """
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 import uuid
@@ -48,11 +49,11 @@ def timestamp(t: datetime) -> str:
 
 class ObjectAPI:
     def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow,
-                 plugins: list[AdmissionPlugin] | None = None) -> None:
+                 plugins: builtins.list[AdmissionPlugin] | None = None) -> None:
         self.store = store
         self.types = REGISTRY
         self.clock = clock
-        self.plugins: list[AdmissionPlugin] = [NamespaceLifecycle(store)]
+        self.plugins: builtins.list[AdmissionPlugin] = [NamespaceLifecycle(store)]
         self.plugins.extend(plugins or [])
 
     # ---- reads -------------------------------------------------------------------
@@ -93,7 +94,7 @@ class ObjectAPI:
 
     async def create(self, rt: ResourceType, namespace: str, body: Any, *,
                      dry_run: bool = False, field_validation: str = "Strict",
-                     warnings: list[str] | None = None) -> StoredObject:
+                     warnings: builtins.list[str] | None = None) -> StoredObject:
         obj = self._decode(rt, body, field_validation, warnings)
         meta = obj.setdefault("metadata", {})
         self._check_namespace(rt, namespace, meta)
@@ -127,7 +128,7 @@ class ObjectAPI:
         ns = meta.get("namespace", "")
         if self.store.get(rt.group_resource, ns, name) is not None:
             raise errors.AlreadyExists.of(rt.plural, rt.group, name)
-        undos: list[Undo] = []
+        undos: builtins.list[Undo] = []
         try:
             for plugin in self.plugins:
                 undo = await plugin.on_create(rt, obj, dry_run)
@@ -148,7 +149,7 @@ class ObjectAPI:
     async def update(self, rt: ResourceType, namespace: str, name: str, body: Any, *,
                      subresource: str | None = None, dry_run: bool = False,
                      field_validation: str = "Strict",
-                     warnings: list[str] | None = None) -> StoredObject:
+                     warnings: builtins.list[str] | None = None) -> StoredObject:
         obj = self._decode(rt, body, field_validation, warnings)
         meta = obj.setdefault("metadata", {})
         self._check_namespace(rt, namespace, meta)
@@ -183,7 +184,7 @@ class ObjectAPI:
         if obj == old:
             # kube-apiserver skips no-op writes: same object, same resourceVersion.
             return current
-        undos: list[Undo] = []
+        undos: builtins.list[Undo] = []
         try:
             for plugin in self.plugins:
                 undo = await plugin.on_update(rt, obj, old, dry_run)
@@ -209,7 +210,7 @@ class ObjectAPI:
     async def patch(self, rt: ResourceType, namespace: str, name: str, patch_type: str,
                     patch: Any, *, subresource: str | None = None, dry_run: bool = False,
                     field_validation: str = "Strict",
-                    warnings: list[str] | None = None) -> StoredObject:
+                    warnings: builtins.list[str] | None = None) -> StoredObject:
         if patch_type == APPLY_PATCH:
             raise errors.UnsupportedMediaType(
                 "server-side apply is not supported by netd: use client-side `kubectl apply` "
@@ -288,7 +289,7 @@ class ObjectAPI:
     async def delete_collection(self, rt: ResourceType, namespace: str | None,
                                 options: dict[str, Any] | None = None, *,
                                 label_selector: str = "", field_selector: str = "",
-                                dry_run: bool = False) -> list[StoredObject]:
+                                dry_run: bool = False) -> builtins.list[StoredObject]:
         result = self.list(rt, namespace, label_selector=label_selector,
                            field_selector=field_selector)
         out = []
@@ -304,7 +305,7 @@ class ObjectAPI:
     # ---- helpers -----------------------------------------------------------------
 
     def _decode(self, rt: ResourceType, body: Any, field_validation: str,
-                warnings: list[str] | None) -> dict[str, Any]:
+                warnings: builtins.list[str] | None) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.BadRequest("the body of the request must be a JSON object")
         obj = copy_obj(body)
@@ -327,7 +328,7 @@ class ObjectAPI:
         return obj
 
     def _field_check(self, rt: ResourceType, obj: dict[str, Any], mode: str,
-                     warnings: list[str] | None) -> None:
+                     warnings: builtins.list[str] | None) -> None:
         unknown = unknown_fields(rt.kind, obj)
         if not unknown:
             return
