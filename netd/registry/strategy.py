@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netd.api.defaults import pod_qos_class
 from netd.api.kinds import ResourceType
 from netd.store.base import copy_obj
 
@@ -46,7 +47,7 @@ def prepare_for_create(rt: ResourceType, obj: dict[str, Any]) -> None:
             if status or "status" in obj:
                 obj["status"] = status
         if rt.kind == "Pod":
-            obj["status"]["qosClass"] = qos_class(obj.get("spec") or {})
+            obj["status"]["qosClass"] = pod_qos_class(obj.get("spec") or {})
     else:
         meta.pop("generation", None)
 
@@ -83,6 +84,7 @@ def prepare_for_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any
             else:
                 new_meta.pop(key, None)
         return
+    _keep_server_set_spec(rt, new, old)
     if rt.has_status and rt.subresource("status") is not None:
         if "status" in old:
             new["status"] = old["status"]
@@ -92,22 +94,17 @@ def prepare_for_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any
         new_meta["generation"] = int(old_meta.get("generation", 1)) + 1
 
 
-def qos_class(spec: dict[str, Any]) -> str:
-    """Kubernetes' QoS class from container requests and limits (GetPodQOS)."""
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req = res.get("requests") or {}
-        lim = res.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for name in ("cpu", "memory"):
-            if name not in lim:
-                guaranteed = False
-            elif name in req and str(req[name]) != str(lim[name]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+def _keep_server_set_spec(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Spec fields the server set, which an update that leaves them out keeps (as
+    kube-apiserver's strategies do), so `kubectl replace` of a manifest works."""
+    new_spec = new.get("spec")
+    old_spec = old.get("spec") or {}
+    if not isinstance(new_spec, dict):
+        return
+    if rt.kind == "Namespace" and "finalizers" not in new_spec and "finalizers" in old_spec:
+        new_spec["finalizers"] = old_spec["finalizers"]
+    if rt.kind == "Service" and new_spec.get("type", "ClusterIP") != "ExternalName" and \
+            old_spec.get("type", "ClusterIP") != "ExternalName":
+        for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if key not in new_spec and key in old_spec:
+                new_spec[key] = old_spec[key]

@@ -182,7 +182,8 @@ def validate_stateful_set_spec(spec: dict[str, Any]) -> list[FieldError]:
     if not pmp:
         errs.append(required("spec.podManagementPolicy"))
     elif pmp not in ("OrderedReady", "Parallel"):
-        errs.append(invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'"))
+        errs.append(invalid("spec.podManagementPolicy", pmp,
+                            "must be 'OrderedReady' or 'Parallel'"))
     strategy = as_dict(spec.get("updateStrategy"))
     t = as_str(strategy.get("type"))
     ru = strategy.get("rollingUpdate")

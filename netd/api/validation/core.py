@@ -114,7 +114,8 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldE
         else:
             munged.pop(fld, None)
     old_grace = os_.get("terminationGracePeriodSeconds")
-    if isinstance(old_grace, int) and old_grace < 0 and munged.get("terminationGracePeriodSeconds") == 1:
+    if isinstance(old_grace, int) and old_grace < 0 and \
+            munged.get("terminationGracePeriodSeconds") == 1:
         munged["terminationGracePeriodSeconds"] = old_grace
     if munged != os_:
         diff = "\n".join(spec_diff(os_, munged))

@@ -168,7 +168,8 @@ def _validate_containers(spec: dict[str, Any], volumes: set[str], path: str) -> 
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             errs.extend(_validate_probe(c.get(probe), child(p, probe), probe))
         if c.get("restartPolicy") is not None:
-            errs.append(forbidden(child(p, "restartPolicy"), "may not be set for non-init containers"))
+            errs.append(forbidden(child(p, "restartPolicy"),
+                                  "may not be set for non-init containers"))
     errs.extend(_host_port_conflicts(containers, path, set()))
     return errs
 
@@ -183,7 +184,8 @@ def _validate_init_containers(spec: dict[str, Any], volumes: set[str],
         restart_always = False
         if c.get("restartPolicy") is not None:
             if c["restartPolicy"] != "Always":
-                errs.append(not_supported(child(p, "restartPolicy"), c["restartPolicy"], ["Always"]))
+                errs.append(not_supported(child(p, "restartPolicy"), c["restartPolicy"],
+                                          ["Always"]))
             restart_always = c["restartPolicy"] == "Always"
         name = as_str(c.get("name"))
         if name in names:
@@ -289,7 +291,8 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
                 if hp and hp != port.get("containerPort"):
                     errs.append(invalid(child(index(child(index(child(path, "containers"), ci),
                                                               "ports"), pi), "hostPort"),
-                                        hp, "must match `containerPort` when `hostNetwork` is true"))
+                                        hp,
+                                        "must match `containerPort` when `hostNetwork` is true"))
     errs.extend(validate_enum(spec.get("restartPolicy"), child(path, "restartPolicy"),
                               RESTART_POLICIES))
     errs.extend(validate_enum(spec.get("dnsPolicy"), child(path, "dnsPolicy"), DNS_POLICIES))

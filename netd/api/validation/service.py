@@ -100,7 +100,8 @@ def _validate_cluster_ips(spec: dict[str, Any]) -> list[FieldError]:
         if i == 0 and value == "None":
             if len(ips) > 1:
                 bad = True
-                errs.append(invalid(path, go_strings(ips), "'None' must be the first and only value"))
+                errs.append(invalid(path, go_strings(ips),
+                                    "'None' must be the first and only value"))
             continue
         ip_errs = validate_ip(value, index(path, i))
         bad = bad or bool(ip_errs)
@@ -350,7 +351,8 @@ def validate_endpoints(obj: dict[str, Any]) -> list[FieldError]:
     errs = validate_object_meta(obj, True, name_is_dns_subdomain)
     for i, subset in enumerate(as_list(obj.get("subsets"))):
         p, subset = index("subsets", i), as_dict(subset)
-        addrs, not_ready = as_list(subset.get("addresses")), as_list(subset.get("notReadyAddresses"))
+        addrs = as_list(subset.get("addresses"))
+        not_ready = as_list(subset.get("notReadyAddresses"))
         if not addrs and not not_ready:
             errs.append(required(p, "must specify `addresses` or `notReadyAddresses`"))
         for j, a in enumerate(addrs):

@@ -77,7 +77,8 @@ def validate_persistent_volume(obj: dict[str, Any]) -> list[FieldError]:
         errs.extend(_positive_quantity(qty, key("spec.capacity", name)))
     sc = as_str(spec.get("storageClassName"))
     if sc:
-        errs.extend(invalid("spec.storageClassName", sc, m) for m in name_is_dns_subdomain(sc, False))
+        errs.extend(invalid("spec.storageClassName", sc, m)
+                    for m in name_is_dns_subdomain(sc, False))
     mode = spec.get("volumeMode")
     if mode is not None and mode not in VOLUME_MODES:
         errs.append(not_supported("spec.volumeMode", mode, VOLUME_MODES))
