@@ -152,7 +152,7 @@ class Controller:
                     for inf in self.informers:
                         if not inf.running:
                             tg.create_task(inf.run(), name=f"informer:{inf.name}")
-                await self._wait_synced()
+                await self.wait_synced()
                 log.info("controller %s: caches synced, starting %d worker(s)", self.name,
                          self.workers)
                 workers = [tg.create_task(self._worker(), name=f"{self.name}-worker-{i}")
@@ -164,7 +164,9 @@ class Controller:
         finally:
             self._started = False
 
-    async def _wait_synced(self) -> None:
+    async def wait_synced(self) -> None:
+        """Workers start after this returns; a controller fed by something other
+        than informers (e.g. the object graph) overrides it."""
         for inf in self.informers:
             await inf.wait_synced()
 

@@ -11,7 +11,6 @@ Keys are uids; reconcile reads current state, so it is idempotent.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -19,17 +18,16 @@ from netd.api import errors
 from netd.controllers.graph import Node, ObjectGraph
 from netd.registry.deletion import FOREGROUND, ORPHAN
 from netd.registry.objectapi import JSON_PATCH, MERGE_PATCH, ObjectAPI
-from netd.client.workqueue import WorkQueue
+from netd.client.controller import Controller
 
 log = logging.getLogger("netd.controllers.gc")
 
 
-class GarbageCollector:
+class GarbageCollector(Controller):
     def __init__(self, api: ObjectAPI, graph: ObjectGraph, workers: int = 2) -> None:
+        super().__init__("garbagecollector", workers=workers)
         self.api = api
         self.graph = graph
-        self.queue = WorkQueue("garbagecollector")
-        self.workers = workers
         graph.listeners.append(self._on_change)
 
     def _on_change(self, typ: str, node: Node, obj: dict[str, Any],
@@ -47,26 +45,8 @@ class GarbageCollector:
                                            {ORPHAN, FOREGROUND}):
             self.queue.add(node.uid)
 
-    async def run(self) -> None:
+    async def wait_synced(self) -> None:
         await self.graph.synced.wait()
-        await asyncio.gather(*(self._worker() for _ in range(self.workers)))
-
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            if key is None:
-                return
-            try:
-                await self.reconcile(key)
-                self.queue.forget(key)
-            except errors.APIError as err:
-                log.info("gc %s: %s; retrying", key, err.message)
-                self.queue.add_rate_limited(key)
-            except Exception:
-                log.exception("gc %s failed", key)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
 
     def _current(self, uid: str) -> tuple[Node, dict[str, Any]] | None:
         node = self.graph.nodes.get(uid)

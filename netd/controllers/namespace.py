@@ -2,13 +2,12 @@
 then remove the `kubernetes` finalizer so the namespace itself goes."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from netd.api import errors
 from netd.api.kinds import REGISTRY
-from netd.client.workqueue import WorkQueue
+from netd.client.controller import Controller
 from netd.controllers.graph import Node, ObjectGraph
 from netd.registry.objectapi import ObjectAPI
 from netd.store.base import copy_obj
@@ -21,11 +20,11 @@ NAMESPACES = _NS
 _NAMESPACED = [rt for rt in REGISTRY.types if rt.namespaced]
 
 
-class NamespaceController:
+class NamespaceController(Controller):
     def __init__(self, api: ObjectAPI, graph: ObjectGraph) -> None:
+        super().__init__("namespace")
         self.api = api
         self.graph = graph
-        self.queue = WorkQueue("namespace")
         graph.listeners.append(self._on_change)
 
     def _on_change(self, typ: str, node: Node, obj: dict[str, Any],
@@ -38,23 +37,8 @@ class NamespaceController:
             if ns is not None and ns.obj.get("metadata", {}).get("deletionTimestamp"):
                 self.queue.add(node.namespace)
 
-    async def run(self) -> None:
+    async def wait_synced(self) -> None:
         await self.graph.synced.wait()
-        while True:
-            key = await self.queue.get()
-            if key is None:
-                return
-            try:
-                await self.reconcile(key)
-                self.queue.forget(key)
-            except errors.APIError as err:
-                log.info("namespace %s: %s; retrying", key, err.message)
-                self.queue.add_rate_limited(key)
-            except Exception:
-                log.exception("namespace %s failed", key)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
 
     async def reconcile(self, name: str) -> None:
         ns = self.api.store.get("namespaces", "", name)
