@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from netd import config as configmod
+from netd import logfmt
 from netd.config import Config, ConfigError
 
 log = logging.getLogger("netd.cli")
@@ -48,11 +49,6 @@ def _config(args: argparse.Namespace) -> Config:
                           log_level=getattr(args, "log_level", None))
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def load_manifests(paths: list[str]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for p in paths:
@@ -83,7 +79,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"netd: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(cfg.log_level)
+    logfmt.setup(cfg.log_level)
     try:
         import uvloop
         uvloop.install()
