@@ -74,6 +74,7 @@ class Daemon:
     _lock_fd: int | None = None
     _synced: dict[str, bool] = field(default_factory=dict)
     _graph: ObjectGraph | None = None
+    _app: ApiServerApp | None = None
 
     def __post_init__(self) -> None:
         self.paths = Paths(self.config.cluster_state_dir)
@@ -139,8 +140,11 @@ class Daemon:
     async def _start_http(self) -> None:
         assert self.api is not None
         token = self._token()
-        app = ApiServerApp(self.api, token=token, ready=self._ready).build()
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._app = ApiServerApp(self.api, token=token, ready=self._ready)
+        # handler_cancellation: a watch whose client went away is cancelled at once
+        # instead of waiting for its timeout (aiohttp >= 3.9 leaves it off by default).
+        runner = web.AppRunner(self._app.build(), access_log=None, handle_signals=False,
+                               handler_cancellation=True, shutdown_timeout=5.0)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api.address, self.config.api.port,
                            reuse_address=True)
@@ -200,6 +204,8 @@ class Daemon:
 
     async def stop(self) -> None:
         await self.supervisor.stop()
+        if self._app is not None:
+            self._app.close_watches()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

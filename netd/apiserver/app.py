@@ -44,6 +44,9 @@ class ApiServerApp:
         self.extra = extra or []
         self.handlers = ResourceHandlers(api, utcnow, bookmark_interval)
 
+    def close_watches(self) -> None:
+        self.handlers.close_watches()
+
     def build(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024,
                               middlewares=[self._errors])

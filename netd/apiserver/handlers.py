@@ -65,6 +65,12 @@ class ResourceHandlers:
         self.api = api
         self.clock = clock
         self.bookmark_interval = bookmark_interval
+        self._watches: set[Any] = set()
+
+    def close_watches(self) -> None:
+        """End every open watch stream (at shutdown), so no handler outlives the server."""
+        for stream in list(self._watches):
+            stream.close()
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
@@ -140,6 +146,7 @@ class ResourceHandlers:
             await resp.prepare(request)
             await resp.write(b'{"type":"ERROR","object":' + orjson.dumps(exc.status()) + b"}\n")
             return resp
+        self._watches.add(stream)
         await resp.prepare(request)
         headers = True
         last_rv = stream.start_rv
@@ -172,6 +179,7 @@ class ResourceHandlers:
             pass
         finally:
             stream.close()
+            self._watches.discard(stream)
         return resp
 
     def _bookmark(self, t: Target, rv: int) -> bytes:

@@ -27,6 +27,21 @@ OPT, REP, MAP = "opt", "rep", "map"
 
 Field = tuple[str, str, str, str]
 
+# Short message-name prefix -> protobuf package, for error messages.
+PACKAGES: dict[str, str] = {
+    "core.v1": "k8s.io.api.core.v1",
+    "apps.v1": "k8s.io.api.apps.v1",
+    "discovery.v1": "k8s.io.api.discovery.v1",
+    "storage.v1": "k8s.io.api.storage.v1",
+    "coordination.v1": "k8s.io.api.coordination.v1",
+    "autoscaling.v1": "k8s.io.api.autoscaling.v1",
+    "policy.v1": "k8s.io.api.policy.v1",
+    "meta.v1": "k8s.io.apimachinery.pkg.apis.meta.v1",
+    "resource": "k8s.io.apimachinery.pkg.api.resource",
+    "intstr": "k8s.io.apimachinery.pkg.util.intstr",
+    "runtime": "k8s.io.apimachinery.pkg.runtime",
+}
+
 # (apiVersion, kind) of a request body -> its message.  DeleteOptions is registered in
 # every group version (metav1.AddToGroupVersion), so each served one maps to meta.v1.
 KINDS: dict[tuple[str, str], str] = {

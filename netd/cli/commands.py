@@ -315,7 +315,7 @@ def cmd_status(client: Client, args: argparse.Namespace, out: TextIO, err: TextI
     lines = [f"cluster {target.cluster}: {'ready' if ready else 'not ready'}"
              + (f" (pid {pid})" if pid else "")]
     lines.append(f"  API:         {client.address}")
-    server = client._kubeconfig.server if client._kubeconfig else ""
+    server = client.kubeconfig_server
     if server and server != client.address:
         lines.append(f"  server:      {server}")
     lines.append(f"  kubeconfig:  {target.kubeconfig}")

@@ -23,8 +23,8 @@ class GetContext:
     all_namespaces: bool
     out: TextIO
     err: TextIO
-    failed: bool = False
     errors: list[str] = field(default_factory=list)
+    printed: int = 0
 
     def ns_for(self, rt: ResourceType) -> str | None:
         if not rt.namespaced or self.all_namespaces:
@@ -222,4 +222,6 @@ def _print_object(ctx: GetContext, rt: ResourceType, obj: dict[str, Any],
     elif args.output == "json":
         ctx.out.write(to_json(obj))
     else:
-        ctx.out.write("---\n" + to_yaml(obj))
+        # kubectl's YAML printer separates documents, it does not start with one.
+        ctx.out.write(("---\n" if ctx.printed else "") + to_yaml(obj))
+    ctx.printed += 1

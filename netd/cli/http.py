@@ -167,6 +167,11 @@ class Client:
         self.default_namespace = self._kubeconfig.namespace
 
     @property
+    def kubeconfig_server(self) -> str:
+        """The server URL the kubeconfig names ("" without a kubeconfig)."""
+        return self._kubeconfig.server if self._kubeconfig else ""
+
+    @property
     def address(self) -> str:
         """Where requests go (after the first one): the socket path or the URL."""
         if self._via is None:

@@ -197,12 +197,19 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # go-yaml writes multi-line strings (the last-applied annotation, scripts) as
-    # literal blocks; PyYAML would double-quote them with \n escapes.
+    # go-yaml (sigs.k8s.io/yaml) writes multi-line strings (the last-applied
+    # annotation, scripts) as literal blocks, and strings that would read back as
+    # another type ("80", "true", timestamps) double-quoted; PyYAML would use
+    # \n escapes and single quotes.
     if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+        return dumper.represent_scalar(_STR, value, style="|")
+    if dumper.resolve(yaml.ScalarNode, value, (True, False)) != _STR:
+        return dumper.represent_scalar(_STR, value, style='"')
+    return dumper.represent_scalar(_STR, value)
 
 
 _Dumper.add_representer(str, _str_representer)

@@ -169,6 +169,9 @@ def test_apply_configures_a_change_from_stdin(applied: Cluster) -> None:
     ("get", "cm", "-o", "name"),
     ("get", "cm", "cli-config", "-o", "json"),
     ("get", "cm", "-l", "app=cli", "-o", "json"),
+    ("get", "deploy", "cli-web", "-o", "yaml"),
+    ("get", "cm", "-o", "yaml"),
+    ("get", "pods,cm", "-A"),
     ("describe", "configmap", "cli-config"),
     ("describe", "service", "cli-web"),
     ("describe", "deployment", "cli-web"),
@@ -229,11 +232,15 @@ def test_watch_prints_rows_as_they_change(applied: Cluster) -> None:
          "--name", applied.name, "--state-dir", str(applied.state_dir)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout or []],
-                     daemon=True).start()
+
+    def pump() -> None:
+        for ln in proc.stdout or []:
+            lines.put(ln)
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
-        # The empty list goes to stderr; wait for the watch to be established by
-        # creating objects until one shows up (the first may precede the watch).
+        # An empty watch prints nothing; create objects until one shows up (the
+        # first may be created before the watch is established).
         def row() -> str:
             name = f"watched-{row.n}"  # type: ignore[attr-defined]
             row.n += 1  # type: ignore[attr-defined]

@@ -66,3 +66,24 @@ def test_up_rejects_bad_input_clearly(tmp_path: Path, args: list[str], message: 
     proc = netd("up", "--state-dir", str(tmp_path), "--api-port", "0", *args)
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_stops_promptly_with_open_and_abandoned_watches(tmp_path: Path) -> None:
+    import time
+
+    c = new_cluster(tmp_path).start()
+    try:
+        watchers = [subprocess.Popen(["kubectl", "get", "ns", "-w"], env=c.env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                    for _ in range(2)]
+        for w in watchers:
+            assert w.stdout is not None
+            w.stdout.readline()  # the list arrived; the watch is open
+        watchers[0].kill()  # abandoned: the server must notice
+        watchers[0].wait()
+        t = time.monotonic()
+        assert c.stop() == 0
+        assert time.monotonic() - t < 10
+        watchers[1].wait(timeout=10)  # the open watch was ended by the server
+    finally:
+        c.stop()
