@@ -11,6 +11,7 @@ import yaml
 
 from netd.api import errors, tables
 from netd.api.kinds import ResourceType
+from netd.apiserver import protobuf
 from netd.store.base import StoredObject
 
 JSON = "application/json"
@@ -52,10 +53,8 @@ def decode_body(raw: bytes, content_type: str) -> Any:
         raise errors.BadRequest("the request body is empty")
     media = content_type.split(";")[0].strip().lower()
     if media == "application/vnd.kubernetes.protobuf":
-        # client-go falls back to JSON for the rest of the session on a 415.
-        raise errors.UnsupportedMediaType(
-            'the body of the request was in an unknown format - accepted media types '
-            'include: application/json, application/yaml')
+        # kubectl's typed clients (create configmap/namespace/deployment …) send protobuf.
+        return protobuf.decode(raw)
     try:
         if media in ("application/yaml", "application/x-yaml", "application/apply-patch+yaml"):
             return yaml.safe_load(raw)

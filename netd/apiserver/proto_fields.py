@@ -18,8 +18,8 @@ kubectl would have sent depends on Go details protobuf does not carry:
 - fields are listed in Go declaration order, which is the order Go's encoding/json writes.
 
 Built from k8s.io/api@10b39a39bcee995dfe7cd5e8e7b922be5e46f1e2 and
-k8s.io/apimachinery@eed236ceee2c19c2753a3d93ac0631dc20750454 (a superset of the v0.32 APIs kubectl 1.32
-speaks; field numbers are never reused): 258 messages, 1149 fields.
+k8s.io/apimachinery@eed236ceee2c19c2753a3d93ac0631dc20750454, a superset of the v0.32
+APIs kubectl 1.32 speaks (field numbers are never reused): 258 messages, 1149 fields.
 """
 from __future__ import annotations
 
@@ -630,7 +630,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
     },
     "core.v1.NodeAffinity": {
         1: ("requiredDuringSchedulingIgnoredDuringExecution", "core.v1.NodeSelector", OPT, "op"),
-        2: ("preferredDuringSchedulingIgnoredDuringExecution", "core.v1.PreferredSchedulingTerm", REP, "o"),
+        2: ("preferredDuringSchedulingIgnoredDuringExecution",
+            "core.v1.PreferredSchedulingTerm", REP, "o"),
     },
     "core.v1.NodeAllocatableMappedResources": {
         1: ("name", "string", OPT, ""),
@@ -849,7 +850,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
     },
     "core.v1.PodAffinity": {
         1: ("requiredDuringSchedulingIgnoredDuringExecution", "core.v1.PodAffinityTerm", REP, "o"),
-        2: ("preferredDuringSchedulingIgnoredDuringExecution", "core.v1.WeightedPodAffinityTerm", REP, "o"),
+        2: ("preferredDuringSchedulingIgnoredDuringExecution",
+            "core.v1.WeightedPodAffinityTerm", REP, "o"),
     },
     "core.v1.PodAffinityTerm": {
         1: ("labelSelector", "meta.v1.LabelSelector", OPT, "op"),
@@ -861,7 +863,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
     },
     "core.v1.PodAntiAffinity": {
         1: ("requiredDuringSchedulingIgnoredDuringExecution", "core.v1.PodAffinityTerm", REP, "o"),
-        2: ("preferredDuringSchedulingIgnoredDuringExecution", "core.v1.WeightedPodAffinityTerm", REP, "o"),
+        2: ("preferredDuringSchedulingIgnoredDuringExecution",
+            "core.v1.WeightedPodAffinityTerm", REP, "o"),
     },
     "core.v1.PodCertificateProjection": {
         1: ("signerName", "string", OPT, "o"),
@@ -1000,7 +1003,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
         18: ("extendedResourceClaimStatus", "core.v1.PodExtendedResourceClaimStatus", OPT, "op"),
         19: ("allocatedResources", "resource.Quantity", MAP, "o"),
         20: ("resources", "core.v1.ResourceRequirements", OPT, "op"),
-        21: ("nodeAllocatableResourceClaimStatuses", "core.v1.NodeAllocatableResourceClaimStatus", REP, "o"),
+        21: ("nodeAllocatableResourceClaimStatuses",
+             "core.v1.NodeAllocatableResourceClaimStatus", REP, "o"),
         22: ("volumeHealth", "core.v1.PodVolumeHealth", REP, "o"),
     },
     "core.v1.PodTemplateSpec": {
@@ -1563,7 +1567,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
         7: ("updateStrategy", "apps.v1.StatefulSetUpdateStrategy", OPT, "o"),
         8: ("revisionHistoryLimit", "int32", OPT, "op"),
         9: ("minReadySeconds", "int32", OPT, "o"),
-        10: ("persistentVolumeClaimRetentionPolicy", "apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy", OPT, "op"),
+        10: ("persistentVolumeClaimRetentionPolicy",
+             "apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy", OPT, "op"),
         11: ("ordinals", "apps.v1.StatefulSetOrdinals", OPT, "op"),
     },
     "apps.v1.StatefulSetStatus": {

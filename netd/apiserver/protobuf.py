@@ -1,9 +1,10 @@
 """Decode `application/vnd.kubernetes.protobuf` request bodies into JSON-shaped objects.
 
-kubectl's typed clients (`kubectl create configmap|namespace|deployment|service`, `kubectl
-run`, `kubectl expose`, drain's evictions) send protobuf and do not fall back to JSON on a 415,
-so netd reads protobuf and hands the rest of the write path the same dict a JSON client would
-have sent.  The body is the magic `k8s\\x00` then a `runtime.Unknown` envelope
+kubectl's typed clients (`kubectl create configmap|namespace|deployment|service|secret`,
+`kubectl debug` creating a pod) send protobuf and do not fall back to JSON on a 415, so netd
+reads protobuf and hands the rest of the write path the same dict a JSON client would have
+sent (`kubectl run`, `expose`, `apply` and drain's evictions send JSON already).
+The body is the magic `k8s\\x00` then a `runtime.Unknown` envelope
 {typeMeta{apiVersion=1, kind=2}=1, raw=2, contentEncoding=3, contentType=4} whose `raw` is
 the typed object (k8s.io/apimachinery pkg/runtime/serializer/protobuf).
 
@@ -59,7 +60,11 @@ def full_name(message: str) -> str:
 
 def decode_message(data: bytes, message: str) -> dict[str, Any]:
     """Decode the bytes of one typed message (no envelope) into its JSON form."""
-    value = _message(data, message, 0)
+    return _object(data, message, 0)
+
+
+def _object(data: bytes, message: str, depth: int) -> dict[str, Any]:
+    value = _message(data, message, depth)
     if not isinstance(value, dict):
         raise BadRequest(f"protobuf message {full_name(message)} is not an object")
     return value
@@ -99,9 +104,7 @@ def _decode(body: bytes, api_version: str, kind: str, depth: int) -> dict[str, A
     if message is None:
         raise BadRequest(f"no kind {kind!r} is registered for protobuf in version {api_version!r}")
     obj: dict[str, Any] = {"kind": kind, "apiVersion": api_version}
-    decoded = _message(raw, message, depth)
-    assert isinstance(decoded, dict)
-    obj.update(decoded)
+    obj.update(_object(raw, message, depth))
     return obj
 
 
@@ -198,12 +201,12 @@ def _scalar(typ: str, wire: int, value: int | bytes, message: str, num: int) -> 
     return _int64(v)
 
 
-def _packed(typ: str, data: bytes, message: str) -> list[Any]:
+def _packed(typ: str, data: bytes, message: str, num: int) -> list[Any]:
     out: list[Any] = []
     pos = 0
     while pos < len(data):
         v, pos = _varint(data, pos, message)
-        out.append(_scalar(typ, _VARINT, v, message, 0))
+        out.append(_scalar(typ, _VARINT, v, message, num))
     return out
 
 
@@ -226,7 +229,7 @@ def _message(data: bytes, message: str, depth: int) -> Any:
             items = values.setdefault(num, [])
             if typ in _VARINT_TYPES and wire == _LEN:
                 # proto2 writers may pack repeated varints; parsers accept both forms.
-                items.extend(_packed(typ, _expect_len(wire, value, message, num), message))
+                items.extend(_packed(typ, _expect_len(wire, value, message, num), message, num))
             elif typ in _SCALARS:
                 items.append(_scalar(typ, wire, value, message, num))
             else:
@@ -249,10 +252,9 @@ def _message(data: bytes, message: str, depth: int) -> Any:
         if card != REP and card != MAP and typ not in _SCALARS:
             v = _message(v, typ, depth)
             if "i" in flags:
-                # Go's JSON promotes an embedded struct's fields; a shallower field of the
-                # same name wins, so the inlined ones never overwrite.
-                for key, item in v.items():
-                    out.setdefault(key, item)
+                # Go's JSON promotes an embedded struct's fields into the parent object (no
+                # name in the table collides, so promotion order cannot matter).
+                out.update(v)
                 continue
         elif not v and "o" in flags and "p" not in flags and v is not None:
             # omitempty zero ("" / 0 / false / empty list or map): Go's JSON leaves it out.

@@ -84,10 +84,7 @@ class GarbageCollector(Controller):
         elif waiting_owner:
             await self._delete(node, uid, "Foreground")
         elif dangling:
-            keep = [r for r in refs if r not in dangling]
-            await self.api.patch(node.rt, node.namespace, node.name, JSON_PATCH, [
-                {"op": "test", "path": "/metadata/uid", "value": uid},
-                {"op": "replace", "path": "/metadata/ownerReferences", "value": keep}])
+            await self._set_owner_refs(node, uid, [r for r in refs if r not in dangling])
 
     def _owner_exists(self, node: Node, ref: dict[str, Any]) -> bool:
         owner = self.graph.nodes.get(ref.get("uid", ""))
@@ -120,9 +117,7 @@ class GarbageCollector(Controller):
             refs = dobj.get("metadata", {}).get("ownerReferences") or []
             keep = [r for r in refs if r.get("uid") != node.uid]
             if len(keep) != len(refs):
-                await self.api.patch(dep.rt, dep.namespace, dep.name, JSON_PATCH, [
-                    {"op": "test", "path": "/metadata/uid", "value": dep_uid},
-                    {"op": "replace", "path": "/metadata/ownerReferences", "value": keep}])
+                await self._set_owner_refs(dep, dep_uid, keep)
         await self._drop_finalizer(node, obj, ORPHAN)
 
     async def _foreground(self, node: Node, obj: dict[str, Any]) -> None:
@@ -140,6 +135,13 @@ class GarbageCollector(Controller):
                 await self._delete(dep, dep_uid, "Foreground")
         if blocking == 0:
             await self._drop_finalizer(node, obj, FOREGROUND)
+
+    async def _set_owner_refs(self, node: Node, uid: str, refs: list[dict[str, Any]]) -> None:
+        # An empty list is removed, as Go's omitempty would leave it out.
+        op = {"op": "replace", "path": "/metadata/ownerReferences", "value": refs} if refs \
+            else {"op": "remove", "path": "/metadata/ownerReferences"}
+        await self.api.patch(node.rt, node.namespace, node.name, JSON_PATCH, [
+            {"op": "test", "path": "/metadata/uid", "value": uid}, op])
 
     async def _drop_finalizer(self, node: Node, obj: dict[str, Any], name: str) -> None:
         finalizers = [f for f in obj.get("metadata", {}).get("finalizers") or [] if f != name]
