@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netd.api import servicespec
 from netd.api.defaults import pod_qos_class
 from netd.api.kinds import ResourceType
 from netd.store.base import copy_obj
@@ -103,8 +104,8 @@ def _keep_server_set_spec(rt: ResourceType, new: dict[str, Any], old: dict[str, 
         return
     if rt.kind == "Namespace" and "finalizers" not in new_spec and "finalizers" in old_spec:
         new_spec["finalizers"] = old_spec["finalizers"]
-    if rt.kind == "Service" and new_spec.get("type", "ClusterIP") != "ExternalName" and \
-            old_spec.get("type", "ClusterIP") != "ExternalName":
-        for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
-            if key not in new_spec and key in old_spec:
-                new_spec[key] = old_spec[key]
+    if rt.kind == "Service":
+        # A type change drops what the old type needed (nodePorts, clusterIP for
+        # ExternalName); values the allocator assigned survive an update omitting them.
+        servicespec.drop_type_dependent_fields(new_spec, old_spec)
+        servicespec.patch_allocated_values(new_spec, old_spec)
