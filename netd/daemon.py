@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import ipaddress
 import gc
 import logging
 import os
@@ -18,10 +19,14 @@ from aiohttp import web
 from netd.api import errors
 from netd.apiserver.app import ApiServerApp
 from netd.config import Config
+from netd.controllers import manager
 from netd.controllers.gc import GarbageCollector
+from netd.controllers.volumes import DefaultStorageClass, ensure_default_storage_class
 from netd.controllers.graph import ObjectGraph
 from netd.controllers.namespace import NamespaceController
-from netd.registry.bootstrap import ensure_system_objects
+from netd.node import simulated
+from netd.registry import allocators
+from netd.registry.bootstrap import ensure_api_endpoints, ensure_system_objects
 from netd.registry.objectapi import ObjectAPI
 from netd.store.sqlite import SQLiteStore
 from netd.supervise import Supervisor
@@ -75,6 +80,7 @@ class Daemon:
     _synced: dict[str, bool] = field(default_factory=dict)
     _graph: ObjectGraph | None = None
     _app: ApiServerApp | None = None
+    _ctx: manager.ControllerContext | None = None
 
     def __post_init__(self) -> None:
         self.paths = Paths(self.config.cluster_state_dir)
@@ -87,11 +93,19 @@ class Daemon:
         self._take_lock()
         self.store = SQLiteStore(str(self.paths.store),
                                  history_size=self.config.store.history_size)
-        self.api = ObjectAPI(self.store)
-        await ensure_system_objects(self.api)
+        plugins = allocators.plugins(self.config, self.store) + [
+            DefaultStorageClass(self.store)]
+        self.api = ObjectAPI(self.store, plugins=plugins)
+        # HTTP first: the default/kubernetes Endpoints name the port it got. /readyz
+        # stays false until the system objects exist and every cache has synced.
+        await self._start_http()
+        await ensure_system_objects(self.api, self.config)
+        # Pods reach the API at the host's address on the node network (what
+        # kube-apiserver calls its advertise address), as default/kubernetes says.
+        await ensure_api_endpoints(self.api, self._advertise_address(), self.api_port)
+        await ensure_default_storage_class(self.api)
         self._synced["store"] = True
         self._start_controllers()
-        await self._start_http()
         self.paths.pid.write_text(f"{os.getpid()}\n")
         # Everything loaded so far lives as long as the daemon: keep it out of the
         # cyclic collector's generations so full collections stay short.
@@ -102,16 +116,26 @@ class Daemon:
     def _start_controllers(self) -> None:
         assert self.api is not None and self.store is not None
         graph = ObjectGraph(self.store)
-        gc = GarbageCollector(self.api, graph)
+        collector = GarbageCollector(self.api, graph)
         namespaces = NamespaceController(self.api, graph)
         self.supervisor.start("object-graph", graph.run)
-        self.supervisor.start("garbage-collector", gc.run)
+        self.supervisor.start("garbage-collector", collector.run)
         self.supervisor.start("namespace-controller", namespaces.run)
         self._graph = graph
+        ctx = manager.build_context(self.api, self.config)
+        controllers = manager.build_controllers(ctx)
+        if self.config.node_mode == "simulated":
+            controllers.extend(simulated.agents(ctx))
+        manager.start(ctx, controllers, self.supervisor)
+        self._ctx = ctx
+
+    def _advertise_address(self) -> str:
+        return str(next(ipaddress.IPv4Network(self.config.node_network).hosts()))
 
     def _ready(self) -> dict[str, bool]:
         ready = dict(self._synced)
-        ready["controllers"] = self._graph is not None and self._graph.synced.is_set()
+        ready["controllers"] = (self._graph is not None and self._graph.synced.is_set() and
+                                self._ctx is not None and manager.synced(self._ctx))
         return ready
 
     def _take_lock(self) -> None:

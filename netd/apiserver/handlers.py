@@ -14,7 +14,7 @@ from aiohttp import web
 from netd.api import errors
 from netd.apiserver import encoding
 from netd.apiserver.routes import Target
-from netd.registry import scale
+from netd.registry import binding, scale
 from netd.registry.objectapi import ObjectAPI
 
 log = logging.getLogger("netd.apiserver")
@@ -88,6 +88,8 @@ class ResourceHandlers:
                                           f"requested resource")
         if target.subresource == "scale":
             return await self.scale(request, target)
+        if target.subresource in ("binding", "eviction") and method == "POST":
+            return await self.pod_action(request, target)
         if target.subresource not in (None, "status", "finalize"):
             raise errors.NotFound(f"the server could not find the requested resource "
                                   f"({target.rt.plural}/{target.subresource} is served by the "
@@ -254,6 +256,22 @@ class ResourceHandlers:
         rv = self.api.store.revision
         return _json(encoding.list_body(t.rt, items, rv, "", None, encoding.Want(),
                                         self.clock()))
+
+    async def pod_action(self, request: web.Request, t: Target) -> web.Response:
+        """pods/binding (the scheduler's write) and pods/eviction (kubectl drain;
+        PodDisruptionBudgets are not served, so an eviction is a delete)."""
+        body = encoding.decode_body(await request.read(), request.content_type)
+        if not isinstance(body, dict):
+            raise errors.BadRequest("the body of the request must be a JSON object")
+        ns, name = t.namespace or "", t.name or ""
+        if t.subresource == "binding":
+            status = await binding.create_binding(self.api, ns, name, body,
+                                                  dry_run=_dry_run(request.query))
+            return _json(encoding.encode(status), 201)
+        await self.api.delete(t.rt, ns, name, body.get("deleteOptions") or {},
+                              dry_run=_dry_run(request.query))
+        return _json(encoding.encode({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                      "status": "Success", "code": 201}), 201)
 
     async def scale(self, request: web.Request, t: Target) -> web.Response:
         ns, name, q = t.namespace or "", t.name or "", request.query

@@ -306,6 +306,9 @@ def test_describe_node_and_pod(applied: Cluster) -> None:
     for pod in pods[:1]:
         name = pod["metadata"]["name"]
         ours = netd(applied, "describe", "pod", name).stdout
-        assert ours.startswith(f"Name:             {name}\n")
+        theirs = applied.kubectl("describe", "pod", name).stdout
+        # Column width depends on the longest label present, as with kubectl.
+        assert ours.splitlines()[0] == theirs.splitlines()[0]
+        assert ours.splitlines()[0].split() == ["Name:", name]
         assert "Controlled By:  ReplicaSet/cli-web-" in ours
     netd(applied, "delete", "node", "cli-node", "--wait=false")
