@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from netd.api import errors
-from netd.apiserver import encoding
+from netd.apiserver import encoding, streaming
 from netd.apiserver.routes import Target
 from netd.registry import binding, scale
 from netd.registry.objectapi import ObjectAPI
@@ -90,6 +90,10 @@ class ResourceHandlers:
             return await self.scale(request, target)
         if target.subresource in ("binding", "eviction") and method == "POST":
             return await self.pod_action(request, target)
+        if target.subresource in ("exec", "attach", "log", "portforward"):
+            resp = await streaming.handle(request, self.api, target)
+            if resp is not None:
+                return resp
         if target.subresource not in (None, "status", "finalize"):
             raise errors.NotFound(f"the server could not find the requested resource "
                                   f"({target.rt.plural}/{target.subresource} is served by the "
