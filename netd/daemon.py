@@ -24,7 +24,10 @@ from netd.controllers.gc import GarbageCollector
 from netd.controllers.volumes import DefaultStorageClass, ensure_default_storage_class
 from netd.controllers.graph import ObjectGraph
 from netd.controllers.namespace import NamespaceController
+from netd.node import agents as node_agents
 from netd.node import simulated
+from netd.node.agent import NodeAgent
+from netd.node.cluster_net import ClusterNetwork
 from netd.registry import allocators
 from netd.registry.bootstrap import ensure_api_endpoints, ensure_system_objects
 from netd.registry.objectapi import ObjectAPI
@@ -81,6 +84,8 @@ class Daemon:
     _graph: ObjectGraph | None = None
     _app: ApiServerApp | None = None
     _ctx: manager.ControllerContext | None = None
+    _network: ClusterNetwork | None = None
+    _agents: list[NodeAgent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.paths = Paths(self.config.cluster_state_dir)
@@ -105,7 +110,7 @@ class Daemon:
         await ensure_api_endpoints(self.api, self._advertise_address(), self.api_port)
         await ensure_default_storage_class(self.api)
         self._synced["store"] = True
-        self._start_controllers()
+        await self._start_controllers()
         self.paths.pid.write_text(f"{os.getpid()}\n")
         # Everything loaded so far lives as long as the daemon: keep it out of the
         # cyclic collector's generations so full collections stay short.
@@ -113,7 +118,7 @@ class Daemon:
         log.info("cluster %s ready: API http://%s:%d, kubeconfig %s", self.config.cluster_name,
                  self.config.api.address, self.api_port, self.paths.kubeconfig)
 
-    def _start_controllers(self) -> None:
+    async def _start_controllers(self) -> None:
         assert self.api is not None and self.store is not None
         graph = ObjectGraph(self.store)
         collector = GarbageCollector(self.api, graph)
@@ -126,6 +131,13 @@ class Daemon:
         controllers = manager.build_controllers(ctx)
         if self.config.node_mode == "simulated":
             controllers.extend(simulated.agents(ctx))
+        else:
+            # Real nodes: the cluster network first (bridge, node namespaces, routes),
+            # then one node agent (kubelet + CNI) per node.
+            self._network = ClusterNetwork(self.config)
+            await self._network.ensure()
+            self._agents = node_agents(ctx, self._network)
+            controllers.extend(self._agents)
         manager.start(ctx, controllers, self.supervisor)
         self._ctx = ctx
 
@@ -228,6 +240,11 @@ class Daemon:
 
     async def stop(self) -> None:
         await self.supervisor.stop()
+        # Pods keep running (sandboxes and processes stay, as when a kubelet
+        # restarts): the next `netd up` adopts them, `netd down` removes them.
+        for agent in self._agents:
+            await agent.shutdown()
+        self._agents = []
         if self._app is not None:
             self._app.close_watches()
         if self._runner is not None:

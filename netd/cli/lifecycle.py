@@ -138,6 +138,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             if _alive(pid):
                 print(f"netd: daemon {pid} did not stop within 30s", file=sys.stderr)
                 return 1
+    import netd.node.cleanup  # noqa: F401  (registers the node network's remover)
     from netd.cleanup import remove_cluster_objects
 
     remove_cluster_objects(cfg)

@@ -97,6 +97,12 @@ class Cluster:
         self.proc = None
         return code
 
+    def down(self) -> None:
+        """`netd down`: removes every kernel object and the state of this cluster."""
+        subprocess.run([sys.executable, "-m", "netd.cli.main", "down", "--name", self.name,
+                        "--state-dir", str(self.state_dir)], cwd=ROOT, capture_output=True,
+                       timeout=120, check=True)
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
@@ -115,5 +121,15 @@ class Cluster:
         return proc
 
 
-def new_cluster(tmp: Path, *extra: str) -> Cluster:
-    return Cluster("e2e" + secrets.token_hex(3), tmp, list(extra))
+def new_cluster(tmp: Path, *extra: str, config: dict[str, Any] | None = None) -> Cluster:
+    """A cluster with its own name. Unless `--config` is among `extra`, it runs with the
+    given config (default: simulated nodes — these tests are about the API and the
+    controllers; the real node network has its own tests)."""
+    name = "e2e" + secrets.token_hex(3)
+    args = list(extra)
+    if "--config" not in args:
+        path = tmp / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config if config is not None
+                                       else {"node_mode": "simulated"}))
+        args += ["--config", str(path)]
+    return Cluster(name, tmp, args)

@@ -15,6 +15,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         code = c.stop()
+        c.down()
         assert code == 0, f"netd up exited with {code} on SIGTERM:\n{c.logs()}"
 
 

@@ -1,0 +1,343 @@
+"""The node agent: netd's kubelet for one emulated node.
+
+A Controller keyed by pod ("ns/name") over the shared pod informer, restricted to pods
+with spec.nodeName = this node, plus the "@node" key for registration (netd.node.
+registration). reconcile(pod):
+- gone from the store (or moved) → stop its containers, delete the sandbox, release IP;
+- deletionTimestamp → (in the background, so workers stay free) preStop, SIGTERM, grace,
+  SIGKILL, sandbox deleted, IP released, then the pod deleted with grace 0 (kubelet's
+  final delete);
+- otherwise: IP (host-local, rebuilt on start from the store's pods and the sandboxes
+  found in the kernel), sandbox, resolv.conf/hosts, volumes, a PodWorker; then the
+  status the worker's containers give, written only when it changed.
+A sandbox whose netns vanished behind netd's back is rebuilt and the pod's containers
+restart (restartCount grows), as kubelet does when the pod sandbox dies.
+The Node object deleted → every pod on this node is torn down and deleted.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from netd.api import errors
+from netd.client.clock import Clock, RealClock
+from netd.client.controller import Controller
+from netd.client.informer import index_by_node, key_of, split_key
+from netd.config import Config
+from netd.controllers.manager import ControllerContext
+from netd.api.kinds import REGISTRY, ResourceType
+from netd.node import dnsfiles
+from netd.node.cluster_net import ClusterNetwork, NodeNet
+from netd.node.ipam import PodIPAllocator
+from netd.node.podstatus import pod_status
+from netd.node.registration import LEASE_RENEW, NODE_KEY, NodeRegistration
+from netd.node.runtime import RUNTIMES, PodRuntime
+from netd.node.sandbox import Sandbox, SandboxManager
+from netd.node.volumes import VolumeError, pod_dir, prepare
+from netd.node.workloads import PodWorker, Timing
+from netd.registry.objectapi import timestamp
+
+log = logging.getLogger("netd.node.agent")
+
+Obj = dict[str, Any]
+POD_INDEX = "spec.nodeName"
+
+
+def _rt(group: str, plural: str) -> ResourceType:
+    rt = REGISTRY.by_plural(group, plural)
+    assert rt is not None
+    return rt
+
+
+POD = _rt("", "pods")
+NODE = _rt("", "nodes")
+SERVICE = _rt("", "services")
+CONFIGMAP = _rt("", "configmaps")
+PVC = _rt("", "persistentvolumeclaims")
+PV = _rt("", "persistentvolumes")
+
+
+class NodeAgent(Controller):
+    def __init__(self, ctx: ControllerContext, network: ClusterNetwork, node: NodeNet, *,
+                 timing: Timing | None = None, clock: Clock | None = None,
+                 labels: dict[str, str] | None = None,
+                 taints: list[dict[str, str]] | None = None) -> None:
+        super().__init__(f"kubelet:{node.name}", workers=4)
+        self.ctx = ctx
+        self.config: Config = ctx.config
+        self.network = network
+        self.node = node
+        self.node_name = node.name
+        self.node_ip = node.ip
+        self.clock = clock or RealClock()
+        self.timing = timing or Timing()
+        self.sandboxes = SandboxManager(ctx.config, node)
+        self.ipam = PodIPAllocator(node.pod_cidr)
+        self.registration = NodeRegistration(ctx, node.name, labels or {}, taints or [],
+                                             node.pod_cidr, node.ip,
+                                             os_image="netd node (network namespace)",
+                                             runtime_version="netd://1.0")
+        self.runtime = PodRuntime(node.name)
+        self.workers_by_key: dict[str, PodWorker] = self.runtime.workers
+        self.pods = self.watch(ctx.factory.informer(POD), keys_for=self._pod_keys)
+        self.watch(ctx.factory.informer(NODE), keys_for=self._node_keys)
+        self.services_inf = ctx.factory.informer(SERVICE)
+        self.configmaps_inf = ctx.factory.informer(CONFIGMAP)
+        self.pvcs_inf = ctx.factory.informer(PVC)
+        self.pvs_inf = ctx.factory.informer(PV)
+        for inf in (self.services_inf, self.configmaps_inf, self.pvcs_inf, self.pvs_inf):
+            if inf not in self.informers:
+                self.informers.append(inf)
+        try:
+            self.pods.add_index(POD_INDEX, index_by_node)
+        except ValueError:
+            pass   # another agent on the shared informer added it
+        self._adopt: dict[str, Sandbox] = {}
+        self._started = False
+        self._stopping: dict[str, asyncio.Task[None]] = {}
+        self._last_status: dict[str, Obj] = {}
+        self._host_resolv = ""
+
+    # ---- Host protocol for workers ------------------------------------------------------
+
+    def now_ts(self) -> str:
+        return timestamp(self.ctx.now())
+
+    def changed(self, key: str) -> None:
+        self.enqueue(key)
+
+    def event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+        self.ctx.recorder.record(pod, type_, reason, message, component="kubelet",
+                                 host=self.node_name)
+
+    def open_socket(self, sb: Sandbox, family: int, type_: int, port: int) -> socket.socket:
+        return self.sandboxes.open_socket(sb, family, type_, port)
+
+    def services(self, namespace: str) -> list[Obj]:
+        return [s for s in self.services_inf.list()
+                if s["metadata"].get("namespace") in (namespace, "default")]
+
+    def configmap(self, namespace: str, name: str) -> Obj | None:
+        return self.configmaps_inf.get(f"{namespace}/{name}")
+
+    # ---- keys ---------------------------------------------------------------------------
+
+    def _pod_keys(self, pod: Obj) -> list[str]:
+        if (pod.get("spec") or {}).get("nodeName") == self.node_name:
+            return [key_of(pod)]
+        return []
+
+    def _node_keys(self, node: Obj) -> list[str]:
+        return [NODE_KEY] if node["metadata"].get("name") == self.node_name else []
+
+    async def wait_synced(self) -> None:
+        await super().wait_synced()
+        await self._startup()
+        self.enqueue(NODE_KEY)
+
+    async def _startup(self) -> None:
+        """Adopt: IPs from the store's pods and the kernel's sandboxes; sandboxes of
+        pods that no longer exist are removed."""
+        RUNTIMES[self.node_name] = self.runtime
+        try:
+            self._host_resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            self._host_resolv = ""
+        pods = {key_of(p): p for p in self.pods.by_index(POD_INDEX, self.node_name)}
+        existing = self.sandboxes.existing()
+        for key, sb in existing.items():
+            pod = pods.get(key)
+            if pod is None or pod["metadata"].get("deletionTimestamp") is None and \
+                    (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                ns, name = split_key(key)
+                log.info("node %s: removing sandbox of %s (no such pod)", self.node_name, key)
+                await self.sandboxes.delete(ns, name)
+                continue
+            uid = pod["metadata"].get("uid", "")
+            if self.ipam.reserve(uid, sb.ip):
+                self._adopt[key] = sb
+        for key, pod in pods.items():
+            ip = (pod.get("status") or {}).get("podIP")
+            if ip and key not in self._adopt:
+                self.ipam.reserve(pod["metadata"].get("uid", ""), ip)
+        self._started = True
+
+    # ---- reconcile -----------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> None:
+        if key == NODE_KEY:
+            self.enqueue_after(NODE_KEY, LEASE_RENEW)
+            node = await self.registration.sync()
+            if node is None and self.registration.lost:
+                await self._evict_all()
+            return
+        if self.registration.lost:
+            return
+        pod = self.pods.get(key)
+        if pod is None or (pod.get("spec") or {}).get("nodeName") != self.node_name:
+            await self._teardown(key)
+            return
+        meta = pod["metadata"]
+        worker = self.workers_by_key.get(key)
+        if worker is not None and worker.uid != meta.get("uid"):
+            await self._teardown(key)       # a new pod under an old name
+            worker = None
+        if meta.get("deletionTimestamp"):
+            if key not in self._stopping:
+                grace = float(meta.get("deletionGracePeriodSeconds") or 0)
+                self._stopping[key] = asyncio.get_running_loop().create_task(
+                    self._terminate(key, pod, grace), name=f"terminate:{key}")
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if worker is None and phase in ("Succeeded", "Failed"):
+            return
+        if worker is None:
+            worker = await self._start_pod(key, pod)
+            if worker is None:
+                return
+        elif worker.sandbox is not None and not os.path.exists(worker.sandbox.netns_path):
+            log.warning("pod %s: sandbox network namespace vanished; recreating", key)
+            await self._rebuild(key, pod, worker)
+            return
+        await self._write_status(key, pod, worker)
+
+    async def _start_pod(self, key: str, pod: Obj) -> PodWorker | None:
+        meta = pod["metadata"]
+        uid = str(meta.get("uid") or "")
+        ns, name = split_key(key)
+        adopted = self._adopt.pop(key, None)
+        ip = adopted.ip if adopted is not None else self.ipam.get(uid)
+        if ip is None:
+            have = (pod.get("status") or {}).get("podIP")
+            ip = have if have and self.ipam.reserve(uid, have) else self.ipam.allocate(uid)
+        if ip is None:
+            self.event(pod, "Warning", "FailedCreatePodSandBox",
+                       "Failed to create pod sandbox: failed to allocate for range 0: no IP "
+                       f"addresses available in range set: {self.ipam.range_text()}")
+            self.enqueue_after(key, 10.0)
+            return None
+        hostname = dnsfiles.uts_hostname(pod, self.config.domain)
+        try:
+            volumes = prepare(self.config, pod, configmaps=self.configmap,
+                              pvcs=lambda n, c: self.pvcs_inf.get(f"{n}/{c}"),
+                              pvs=lambda n: self.pvs_inf.get(n))
+        except VolumeError as exc:
+            self.event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            self.enqueue_after(key, 2.0)
+            return None
+        sb = await self.sandboxes.create(ns, name, ip, hostname)
+        self._write_files(sb, pod)
+        worker = PodWorker(self, pod, sb, volumes, hostname)
+        self.workers_by_key[key] = worker
+        state = self._load_state(uid) if adopted is not None else None
+        worker.start(state)
+        return worker
+
+    def _write_files(self, sb: Sandbox, pod: Obj) -> None:
+        resolv = dnsfiles.resolv_conf(pod, dns_ip=self.config.dns_ip, domain=self.config.domain,
+                                      host_resolv=self._host_resolv)
+        hosts = dnsfiles.hosts_file(pod, [sb.ip], self.config.domain)
+        self.sandboxes.write_files(sb, resolv, hosts)
+
+    def _load_state(self, uid: str) -> Obj | None:
+        try:
+            doc = json.loads((pod_dir(self.config, uid) / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) and doc.get("uid") == uid else None
+
+    async def _rebuild(self, key: str, pod: Obj, worker: PodWorker) -> None:
+        await worker.stop(0)
+        counts = {c.name: c.cs.restart_count + 1 for c in worker.all()}
+        last = {c.name: c.cs.state for c in worker.all()}
+        ns, name = split_key(key)
+        await self.sandboxes.delete(ns, name)
+        self.workers_by_key.pop(key, None)
+        new = await self._start_pod(key, pod)
+        if new is not None:
+            for c in new.all():
+                c.cs.restart_count = counts.get(c.name, 0)
+                if "terminated" in last.get(c.name, {}):
+                    c.cs.last_state = last[c.name]
+            self.enqueue(key)
+
+    async def _write_status(self, key: str, pod: Obj, worker: PodWorker) -> None:
+        status = pod_status(pod, sandbox_ready=worker.sandbox is not None,
+                            inits=[c.cs for c in worker.inits],
+                            containers=[c.cs for c in worker.containers],
+                            init_failed=worker.init_failed,
+                            pod_ip=worker.sandbox.ip if worker.sandbox else "",
+                            host_ip=self.node_ip, now=self.ctx.now())
+        if status == pod.get("status"):
+            return
+        updated = dict(pod)
+        updated["status"] = status
+        try:
+            await self.ctx.client.update_status(POD, updated)
+        except errors.NotFound:
+            return
+        if status.get("phase") in ("Succeeded", "Failed") and \
+                (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            # kubelet tears down the sandbox of a finished pod; the status keeps podIP.
+            await self._teardown(key, keep_worker_state=True)
+
+    # ---- teardown ------------------------------------------------------------------------
+
+    async def _terminate(self, key: str, pod: Obj, grace: float) -> None:
+        try:
+            await self._teardown(key, grace=grace)
+            meta = pod["metadata"]
+            try:
+                await self.ctx.client.delete(POD, meta["namespace"], meta["name"], grace=0,
+                                             uid=meta.get("uid"))
+            except (errors.NotFound, errors.Conflict):
+                pass
+        finally:
+            self._stopping.pop(key, None)
+
+    async def _teardown(self, key: str, grace: float = 0.0,
+                        keep_worker_state: bool = False) -> None:
+        worker = self.workers_by_key.pop(key, None)
+        ns, name = split_key(key)
+        uid = ""
+        if worker is not None:
+            uid = worker.uid
+            await worker.stop(grace)
+            await self.sandboxes.delete(ns, name)
+            self.ipam.release(uid)
+        elif key in self._adopt:
+            self._adopt.pop(key)
+            await self.sandboxes.delete(ns, name)
+        if uid and not keep_worker_state and self.pods.get(key) is None:
+            shutil.rmtree(pod_dir(self.config, uid), ignore_errors=True)
+
+    async def _evict_all(self) -> None:
+        for pod in list(self.pods.by_index(POD_INDEX, self.node_name)):
+            key = key_of(pod)
+            await self._teardown(key)
+            meta = pod["metadata"]
+            try:
+                await self.ctx.client.delete(POD, meta["namespace"], meta["name"], grace=0)
+            except (errors.NotFound, errors.Conflict):
+                pass
+
+    async def shutdown(self) -> None:
+        """Stop serving built-in sockets and watching processes; processes keep running
+        (a daemon restart re-adopts them), sandboxes stay."""
+        self.stop()
+        for w in list(self.workers_by_key.values()):
+            for c in w.all():
+                if c.servers is not None:
+                    c.servers.close()
+            if w.task is not None:
+                w.task.cancel()
+            for t in list(w.tasks):
+                t.cancel()
+        RUNTIMES.pop(self.node_name, None)
+        self.sandboxes.close()
