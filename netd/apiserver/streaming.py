@@ -34,7 +34,9 @@ from netd.registry.objectapi import ObjectAPI
 log = logging.getLogger("netd.apiserver.streaming")
 
 SUBRESOURCES = ("exec", "attach", "log", "portforward")
-TTY_SIZE_WAIT = 0.5         # seconds a TTY exec waits for the client's first resize
+# Seconds a TTY exec waits for the client's first resize: kubectl sends it at once, but a
+# loaded machine may delay it, and `stty size` would read 0 0 without it.
+TTY_SIZE_WAIT = 2.0
 
 
 def _default_runtime(node: str) -> Any:

@@ -81,9 +81,14 @@ def test_get_output_formats_and_selectors(cluster: Cluster, tmp_path: Path) -> N
         cluster.kubectl("create", "-f", "-", input=json.dumps(pod))
     lines = cluster.kubectl("get", "pods", "-n", "fmt").stdout.splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert [ln.split()[:4] for ln in lines[1:]] == [["a1", "0/1", "Pending", "0"],
-                                                    ["a2", "0/1", "Pending", "0"],
-                                                    ["b1", "0/1", "Pending", "0"]]
+    # Simulated nodes run them (wait for it: scheduling and status are asynchronous).
+    wait_for(lambda: all(ln.split()[1:3] == ["1/1", "Running"] for ln in cluster.kubectl(
+        "get", "pods", "-n", "fmt", "--no-headers").stdout.splitlines()), 30,
+        what="the pods to run")
+    lines = cluster.kubectl("get", "pods", "-n", "fmt").stdout.splitlines()
+    assert [ln.split()[:4] for ln in lines[1:]] == [["a1", "1/1", "Running", "0"],
+                                                    ["a2", "1/1", "Running", "0"],
+                                                    ["b1", "1/1", "Running", "0"]]
     wide = cluster.kubectl("get", "pods", "-n", "fmt", "-o", "wide").stdout.splitlines()
     assert wide[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
                                "NOMINATED", "NODE", "READINESS", "GATES"]
@@ -94,7 +99,7 @@ def test_get_output_formats_and_selectors(cluster: Cluster, tmp_path: Path) -> N
     assert setsel.split() == ["pod/b1"]
     doc = yaml.safe_load(cluster.kubectl("get", "pod", "a1", "-n", "fmt", "-o", "yaml").stdout)
     assert doc["kind"] == "Pod" and doc["spec"]["dnsPolicy"] == "ClusterFirst"
-    assert doc["status"]["phase"] == "Pending"
+    assert doc["status"]["phase"] == "Running" and doc["spec"]["nodeName"] == "node-1"
     all_ns = cluster.kubectl("get", "pods", "-A").stdout.splitlines()
     assert all_ns[0].split()[:2] == ["NAMESPACE", "NAME"]
     assert any(ln.split()[:2] == ["fmt", "b1"] for ln in all_ns)
