@@ -49,6 +49,10 @@ Obj = dict[str, Any]
 POD_INDEX = "spec.nodeName"
 
 
+# Like NODE_KEY, not a valid "ns/name": never collides with a pod key.
+SANDBOX_CHECK_KEY = "@sandbox-check"
+SANDBOX_CHECK_PERIOD = 2.0
+
 def _rt(group: str, plural: str) -> ResourceType:
     rt = REGISTRY.by_plural(group, plural)
     assert rt is not None
@@ -140,6 +144,7 @@ class NodeAgent(Controller):
         await super().wait_synced()
         await self._startup()
         self.enqueue(NODE_KEY)
+        self.enqueue(SANDBOX_CHECK_KEY)
 
     async def _startup(self) -> None:
         """Adopt: IPs from the store's pods and the kernel's sandboxes; sandboxes of
@@ -171,6 +176,13 @@ class NodeAgent(Controller):
     # ---- reconcile -----------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> None:
+        if key == SANDBOX_CHECK_KEY:
+            # A pod namespace deleted behind netd's back changes no object: look for it.
+            self.enqueue_after(SANDBOX_CHECK_KEY, SANDBOX_CHECK_PERIOD)
+            for pod_key, w in list(self.workers_by_key.items()):
+                if w.sandbox is not None and not os.path.exists(w.sandbox.netns_path):
+                    self.enqueue(pod_key)
+            return
         if key == NODE_KEY:
             self.enqueue_after(NODE_KEY, LEASE_RENEW)
             node = await self.registration.sync()
