@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import logging
@@ -35,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from netd.api.kinds import REGISTRY, ResourceType
 from netd.client.controller import DURATION_BUCKETS, Controller
@@ -149,7 +150,7 @@ class Cluster:
 
     async def settle(self, timeout: float) -> float:
         """Wait until every controller is idle and no write happened for a few polls;
-        returns the seconds it took."""
+        returns the seconds it took (nan if that did not happen within timeout)."""
         t = time.perf_counter()
 
         async def quiet() -> None:
@@ -159,7 +160,10 @@ class Cluster:
                 now_rev = self.store.revision
                 ok = now_rev == rev and all(busy(c) == 0 for c in self.controllers)
                 stable, rev = (stable + 1 if ok else 0), now_rev
-        await asyncio.wait_for(quiet(), timeout)
+        try:
+            await asyncio.wait_for(quiet(), timeout)
+        except asyncio.TimeoutError:
+            return float("nan")   # reported as "nan s": the controllers never went quiet
         return time.perf_counter() - t
 
     async def namespace(self, name: str) -> None:
@@ -514,12 +518,16 @@ class Profiler:
     out: str = ""
     prof: cProfile.Profile = field(default_factory=cProfile.Profile)
 
-    def on(self, part: str) -> None:
-        if part == self.part:
-            self.prof.enable()
-
-    def off(self, part: str) -> None:
-        if part == self.part:
+    @contextlib.contextmanager
+    def section(self, part: str) -> Iterator[None]:
+        """Profile the body when it is the chosen part; report even if it fails."""
+        if part != self.part:
+            yield
+            return
+        self.prof.enable()
+        try:
+            yield
+        finally:
             self.prof.disable()
             if self.out:
                 self.prof.dump_stats(self.out)   # for pstats: sort by cumulative, callers…
@@ -541,15 +549,13 @@ async def main(args: argparse.Namespace) -> None:
             out.append(f"cluster with {nodes} simulated nodes up in "
                        f"{time.perf_counter() - t:.2f} s")
             try:
-                prof.on("a")
-                lines, base_ns = await part_a(cl, args.replicas)
-                prof.off("a")
+                with prof.section("a"):
+                    lines, base_ns = await part_a(cl, args.replicas)
                 out += lines
                 print("\n".join(lines), flush=True)
                 if "b" in args.parts:
-                    prof.on("b")
-                    lines = await part_b(cl, base_ns, args.replicas, args.flips)
-                    prof.off("b")
+                    with prof.section("b"):
+                        lines = await part_b(cl, base_ns, args.replicas, args.flips)
                     out += lines
                     print("\n".join(lines), flush=True)
             finally:
@@ -562,9 +568,8 @@ async def main(args: argparse.Namespace) -> None:
             nodes = max(2, math.ceil(pods / (PODS_PER_NODE - 10)))
             cl = await Cluster.start(Path(tmp) / "c", nodes)
             try:
-                prof.on("c")
-                lines = await part_c(cl, args.deployments, args.per_deployment)
-                prof.off("c")
+                with prof.section("c"):
+                    lines = await part_c(cl, args.deployments, args.per_deployment)
                 out += lines
                 print("\n".join(lines), flush=True)
             finally:
