@@ -24,6 +24,7 @@ from netd.controllers.gc import GarbageCollector
 from netd.controllers.volumes import DefaultStorageClass, ensure_default_storage_class
 from netd.controllers.graph import ObjectGraph
 from netd.controllers.namespace import NamespaceController
+from netd.dns.service import DnsService
 from netd.node import agents as node_agents
 from netd.node import simulated
 from netd.node.agent import NodeAgent
@@ -85,6 +86,7 @@ class Daemon:
     _app: ApiServerApp | None = None
     _ctx: manager.ControllerContext | None = None
     _network: ClusterNetwork | None = None
+    _dns: DnsService | None = None
     _agents: list[NodeAgent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -138,7 +140,11 @@ class Daemon:
             await self._network.ensure()
             self._agents = node_agents(ctx, self._network)
             controllers.extend(self._agents)
+        # Built before the informers start: the DNS indexer registers its own.
+        self._dns = DnsService(ctx, self._network, supervisor=self.supervisor)
         manager.start(ctx, controllers, self.supervisor)
+        if self._network is not None or self.config.dns.host_address:
+            await self._dns.start()
         self._ctx = ctx
 
     def _advertise_address(self) -> str:
@@ -239,6 +245,9 @@ class Daemon:
         return 0
 
     async def stop(self) -> None:
+        if self._dns is not None:
+            await self._dns.stop()
+            self._dns = None
         await self.supervisor.stop()
         # Pods keep running (sandboxes and processes stay, as when a kubelet
         # restarts): the next `netd up` adopts them, `netd down` removes them.

@@ -14,6 +14,7 @@ from netd.api import errors
 from netd.apiserver import discovery, openapi
 from netd.apiserver.handlers import ResourceHandlers
 from netd.apiserver.routes import parse_resource_path
+from netd.metrics import metrics_text
 from netd.registry.objectapi import ObjectAPI, utcnow
 
 log = logging.getLogger("netd.apiserver")
@@ -88,6 +89,9 @@ class ApiServerApp:
             return self._health(request, path)
         if path == "/version":
             return web.json_response(KUBE_VERSION)
+        if path == "/metrics":
+            return web.Response(text=metrics_text(), content_type="text/plain",
+                                charset="utf-8")
         if path.startswith("/openapi/"):
             return self._openapi(request, path)
         target = parse_resource_path(path)
