@@ -61,7 +61,8 @@ async def wait(pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
 
 
 async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
-    cfg = replace(bench_config("f", nodes, pods), state_dir=str(tmp), node_mode="netns")
+    cfg = replace(bench_config("f", nodes, pods), state_dir=str(tmp), node_mode="netns",
+                  max_pods=pods)
     store = SQLiteStore(str(tmp / "store.db"))
     api = ObjectAPI(store, plugins=allocators.plugins(cfg, store))
     await ensure_system_objects(api, cfg)

@@ -69,6 +69,7 @@ class Config:
     node_network: str = "172.18.0.0/16"
     node_port_range: str = "30000-32767"
     node_mode: str = "netns"
+    max_pods: int = 110
     nodes: list[NodeConfig] = field(default_factory=lambda: [NodeConfig("node-1")])
     log_level: str = "INFO"
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -167,6 +168,8 @@ def validate(cfg: Config) -> Config:
     m = re.fullmatch(r"(\d+)-(\d+)", cfg.node_port_range)
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)) <= 65535:
         raise ConfigError("node_port_range: must be LOW-HIGH within 1-65535")
+    if not 1 <= cfg.max_pods <= 65536:
+        raise ConfigError("max_pods: must be between 1 and 65536")
     if cfg.node_mode not in ("netns", "host", "simulated"):
         raise ConfigError("node_mode: must be one of netns, host, simulated")
     if cfg.proxy.mode not in ("nftables", "userspace"):

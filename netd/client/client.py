@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from netd.api import errors
 from netd.api.kinds import REGISTRY, ResourceType
-from netd.registry.objectapi import MERGE_PATCH, ObjectAPI
+from netd.registry.objectapi import MERGE_PATCH, TRUSTED, ObjectAPI
 from netd.store.base import StoredObject, copy_obj
 
 log = logging.getLogger("netd.client")
@@ -48,7 +48,7 @@ def resolve(kind: str | ResourceType) -> ResourceType:
 
 
 class Client:
-    def __init__(self, api: ObjectAPI, *, field_validation: str = "Ignore") -> None:
+    def __init__(self, api: ObjectAPI, *, field_validation: str = TRUSTED) -> None:
         self.api = api
         self.field_validation = field_validation
 

@@ -53,6 +53,10 @@ def arch() -> str:
 
 
 class NodeRegistration:
+    def _capacity(self) -> dict[str, str]:
+        # kubelet's maxPods: how many pods the scheduler may bind here.
+        return dict(CAPACITY, pods=str(self.ctx.config.max_pods))
+
     def __init__(self, ctx: ControllerContext, node_name: str, labels: dict[str, str],
                  taints: list[dict[str, str]], pod_cidr: str, internal_ip: str, *,
                  os_image: str = "netd simulated node",
@@ -105,7 +109,7 @@ class NodeRegistration:
                                "message": message})
         status = dict(old or {})
         status.update({
-            "capacity": dict(CAPACITY), "allocatable": dict(CAPACITY),
+            "capacity": self._capacity(), "allocatable": self._capacity(),
             "conditions": conditions,
             "addresses": [{"type": "InternalIP", "address": self.internal_ip},
                           {"type": "Hostname", "address": self.node_name}],

@@ -31,6 +31,10 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+# Field validation mode of netd's own components (never accepted over HTTP): their
+# objects come from the schema-checked store or from code, so the unknown-field walk
+# is skipped on their hot paths (controllers, node agents).
+TRUSTED = "Trusted"
 
 # generateName suffix alphabet of apimachinery's rand.String (no vowels, no 0/1/3).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
