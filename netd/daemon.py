@@ -25,6 +25,8 @@ from netd.controllers.volumes import DefaultStorageClass, ensure_default_storage
 from netd.controllers.graph import ObjectGraph
 from netd.controllers.namespace import NamespaceController
 from netd.dns.service import DnsService
+from netd.proxy.service import ProxyService
+from netd.proxy.userspace_service import UserspaceProxyService
 from netd.node import agents as node_agents
 from netd.node import simulated
 from netd.node.agent import NodeAgent
@@ -87,6 +89,7 @@ class Daemon:
     _ctx: manager.ControllerContext | None = None
     _network: ClusterNetwork | None = None
     _dns: DnsService | None = None
+    _proxy: ProxyService | UserspaceProxyService | None = None
     _agents: list[NodeAgent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -145,6 +148,11 @@ class Daemon:
         manager.start(ctx, controllers, self.supervisor)
         if self._network is not None or self.config.dns.host_address:
             await self._dns.start()
+        if self._network is not None:
+            self._proxy = (UserspaceProxyService(ctx, self._network)
+                           if self.config.proxy.mode == "userspace"
+                           else ProxyService(ctx, self._network))
+            await self._proxy.start()
         self._ctx = ctx
 
     def _advertise_address(self) -> str:
@@ -245,6 +253,11 @@ class Daemon:
         return 0
 
     async def stop(self) -> None:
+        # Rules and listeners go with the daemon's tasks; nftables rules stay in the
+        # kernel for the next start to adopt (as kube-proxy's do).
+        if self._proxy is not None:
+            await self._proxy.stop()
+            self._proxy = None
         if self._dns is not None:
             await self._dns.stop()
             self._dns = None

@@ -360,7 +360,7 @@ def _dry_run(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     # Imported here: commands_exec imports this module's helpers.
-    from netd.cli import commands_exec
+    from netd.cli import commands_exec, commands_proxy
     apply = sub.add_parser("apply", help="create or update objects from manifests "
                            "(client-side apply, like kubectl apply)")
     _common(apply)
@@ -432,6 +432,7 @@ def add_parsers(sub: Any) -> None:
     _common(status, namespaced=False)
     status.set_defaults(func=_bind(cmd_status))
     commands_exec.add_parsers(sub)
+    commands_proxy.add_parsers(sub)
 
 
 def _bool_flag(value: str) -> bool:

@@ -139,6 +139,7 @@ def cmd_down(args: argparse.Namespace) -> int:
                 print(f"netd: daemon {pid} did not stop within 30s", file=sys.stderr)
                 return 1
     import netd.node.cleanup  # noqa: F401  (registers the node network's remover)
+    import netd.proxy.service  # noqa: F401  (registers the host-mode table's remover)
     from netd.cleanup import remove_cluster_objects
 
     remove_cluster_objects(cfg)
