@@ -171,3 +171,11 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+def resource(group: str, plural: str) -> ResourceType:
+    """A served resource type that must exist (module-level constants of components)."""
+    rt = REGISTRY.by_plural(group, plural)
+    if rt is None:
+        raise KeyError(f"{plural}.{group} is not served" if group else f"{plural} is not served")
+    return rt

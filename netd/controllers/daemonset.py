@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from netd.api import errors
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import resource
 from netd.api.selectors import LabelSelector, format_label_selector, selector_from_dict
 from netd.client.controller import Controller
 from netd.client.informer import index_by_controller_uid, index_by_namespace, key_of
@@ -42,15 +42,9 @@ Obj = dict[str, Any]
 COMPONENT = "daemonset-controller"
 
 
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
-
-
-DS = _rt("apps", "daemonsets")
-POD = _rt("", "pods")
-NODE = _rt("", "nodes")
+DS = resource("apps", "daemonsets")
+POD = resource("", "pods")
+NODE = resource("", "nodes")
 
 
 def _selector(ds: Obj) -> LabelSelector:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netd.api import errors
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import resource
 from netd.client.informer import key_of, split_key
 from netd.client.controller import Controller
 from netd.controllers import predicates as pr
@@ -40,16 +40,10 @@ log = logging.getLogger("netd.controllers.scheduler")
 Obj = dict[str, Any]
 
 
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
-
-
-POD = _rt("", "pods")
-NODE = _rt("", "nodes")
-PVC = _rt("", "persistentvolumeclaims")
-SC = _rt("storage.k8s.io", "storageclasses")
+POD = resource("", "pods")
+NODE = resource("", "nodes")
+PVC = resource("", "persistentvolumeclaims")
+SC = resource("storage.k8s.io", "storageclasses")
 
 SCHEDULER_NAME = "default-scheduler"
 RETRY_UNSCHEDULABLE = 30.0

@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from netd.api import errors
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import resource
 from netd.api.selectors import LabelSelector, format_label_selector, selector_from_dict
 from netd.client.controller import Controller
 from netd.client.informer import (Informer, index_by_controller_uid, index_by_namespace,
@@ -45,15 +45,9 @@ BY_CONTROLLER = "controller-uid"
 BY_NAMESPACE = "namespace"
 
 
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
-
-
-STS = _rt("apps", "statefulsets")
-POD = _rt("", "pods")
-PVC = _rt("", "persistentvolumeclaims")
+STS = resource("apps", "statefulsets")
+POD = resource("", "pods")
+PVC = resource("", "persistentvolumeclaims")
 
 
 def ensure_index(inf: Informer, name: str, fn: Any) -> None:

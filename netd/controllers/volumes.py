@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from netd.api import errors
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import ResourceType, resource
 from netd.client.controller import Controller
 from netd.client.informer import key_of
 from netd.controllers.events import NORMAL, WARNING
@@ -44,15 +44,9 @@ __all__ = ["PersistentVolumeBinder", "DefaultStorageClass", "ensure_default_stor
            "volume_dir", "PROVISIONER", "DEFAULT_CLASS"]
 
 
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
-
-
-PV = _rt("", "persistentvolumes")
-PVC = _rt("", "persistentvolumeclaims")
-SC = _rt("storage.k8s.io", "storageclasses")
+PV = resource("", "persistentvolumes")
+PVC = resource("", "persistentvolumeclaims")
+SC = resource("storage.k8s.io", "storageclasses")
 
 MSG_NO_CLASS = "no persistent volumes available for this claim and no storage class is set"
 MSG_WAIT_CONSUMER = "waiting for first consumer to be created before binding"

@@ -31,7 +31,7 @@ from netd.client.controller import Controller
 from netd.client.informer import index_by_node, key_of, split_key
 from netd.config import Config
 from netd.controllers.manager import ControllerContext
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import resource
 from netd.node import dnsfiles
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node.ipam import PodIPAllocator
@@ -53,18 +53,12 @@ POD_INDEX = "spec.nodeName"
 SANDBOX_CHECK_KEY = "@sandbox-check"
 SANDBOX_CHECK_PERIOD = 2.0
 
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
-
-
-POD = _rt("", "pods")
-NODE = _rt("", "nodes")
-SERVICE = _rt("", "services")
-CONFIGMAP = _rt("", "configmaps")
-PVC = _rt("", "persistentvolumeclaims")
-PV = _rt("", "persistentvolumes")
+POD = resource("", "pods")
+NODE = resource("", "nodes")
+SERVICE = resource("", "services")
+CONFIGMAP = resource("", "configmaps")
+PVC = resource("", "persistentvolumeclaims")
+PV = resource("", "persistentvolumes")
 
 
 class NodeAgent(Controller):

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import resource
 from netd.controllers.manager import ControllerContext
 from netd.registry.objectapi import timestamp
 
@@ -24,14 +24,8 @@ log = logging.getLogger("netd.node.registration")
 Obj = dict[str, Any]
 
 
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
-
-
-NODE = _rt("", "nodes")
-LEASE = _rt("coordination.k8s.io", "leases")
+NODE = resource("", "nodes")
+LEASE = resource("coordination.k8s.io", "leases")
 
 NODE_KEY = "@node"          # the queue key of the Node/Lease heartbeat (no pod key has '@')
 LEASE_NAMESPACE = "kube-node-lease"

@@ -21,7 +21,7 @@ import logging
 from typing import Any
 
 from netd.api import errors
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import resource
 from netd.client.controller import Controller
 from netd.client.informer import index_by_node, key_of
 from netd.controllers.events import NORMAL, WARNING
@@ -37,14 +37,8 @@ log = logging.getLogger("netd.node.simulated")
 Obj = dict[str, Any]
 
 
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
-
-
-POD = _rt("", "pods")
-NODE = _rt("", "nodes")
+POD = resource("", "pods")
+NODE = resource("", "nodes")
 POD_INDEX = "spec.nodeName"
 
 

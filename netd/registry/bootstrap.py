@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from netd.api import errors
-from netd.api.kinds import REGISTRY, ResourceType
+from netd.api.kinds import resource
 from netd.registry.admission import SYSTEM_NAMESPACES
 from netd.registry.objectapi import ObjectAPI
 
@@ -31,12 +31,6 @@ Obj = dict[str, Any]
 # controller must leave them alone (kube-apiserver labels them the same way).
 SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
-
-def _rt(group: str, plural: str) -> ResourceType:
-    rt = REGISTRY.by_plural(group, plural)
-    assert rt is not None
-    return rt
 
 
 def kubernetes_service(service_cidr: str) -> Obj:
@@ -92,7 +86,7 @@ async def ensure_system_objects(api: ObjectAPI, config: Any = None,
                                 api_endpoint: tuple[str, int] | None = None) -> None:
     """Namespaces always; with `config` (a netd.config.Config) the kubernetes and
     kube-dns Services; with `api_endpoint` (ip, port) the API server's Endpoints."""
-    ns_rt = _rt("", "namespaces")
+    ns_rt = resource("", "namespaces")
     for name in SYSTEM_NAMESPACES:
         if api.store.get("namespaces", "", name) is not None:
             continue
@@ -110,7 +104,7 @@ async def ensure_system_objects(api: ObjectAPI, config: Any = None,
 
 
 async def _ensure_created(api: ObjectAPI, obj: Obj) -> None:
-    rt = _rt("", "services")
+    rt = resource("", "services")
     meta = obj["metadata"]
     if api.store.get(rt.group_resource, meta["namespace"], meta["name"]) is not None:
         return
@@ -136,8 +130,8 @@ async def ensure_api_endpoints(api: ObjectAPI, ip: str, port: int) -> None:
                     "no endpoints", ip)
         return
     eps, eps_slice = kubernetes_endpoints(ip, port)
-    for rt, body, fields in ((_rt("", "endpoints"), eps, ("subsets",)),
-                             (_rt("discovery.k8s.io", "endpointslices"), eps_slice,
+    for rt, body, fields in ((resource("", "endpoints"), eps, ("subsets",)),
+                             (resource("discovery.k8s.io", "endpointslices"), eps_slice,
                               ("addressType", "endpoints", "ports"))):
         current = api.store.get(rt.group_resource, "default", "kubernetes")
         if current is None:
