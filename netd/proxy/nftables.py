@@ -8,14 +8,23 @@ KEP-3866), in a table `ip netd` of its own inside each node namespace (in host m
   (ClusterIPs, externalIPs) and `inet_proto . inet_service` on the node's addresses
   (NodePorts): a packet's cost does not grow with the number of services;
 - per service port a chain `service-…` (all usable endpoints) and where a traffic
-  policy is Local a chain `local-…` (this node's endpoints): ClientIP affinity checks
-  (one timed set per endpoint, refreshed by each new connection = kube-proxy's sliding
-  window) before `numgen random mod N vmap` to per-endpoint chains `endpoint-…` doing
-  the DNAT; NodePorts and externalIPs enter through `external-…`;
+  policy is Local a chain `local-…` (this node's endpoints) ending in ONE DNAT rule:
+  `dnat ip to numgen random mod N offset K map @endpoints-B`. Every service port owns
+  a stable slot (key range K…) in one of a few shared maps `endpoints-B` (128 ports a
+  map). This departs from kube-proxy's per-endpoint chains behind an anonymous
+  `numgen … vmap`: the kernel looks sets up by name in a list and re-validates the
+  jump graph, so 10,000 anonymous vmaps (or 10,000 named maps, or one map bound by
+  10,000 rules: each element add walks every binding) make a sync quadratic;
+- ClientIP affinity (rare) keeps kube-proxy's layout: one timed set per endpoint,
+  refreshed by each new connection (= the sliding window), checked before a `numgen
+  random mod N vmap` to per-endpoint chains `endpoint-…` doing the DNAT;
+- NodePorts and externalIPs enter through `external-…`;
 - no usable endpoint: `no-endpoint-*` maps checked in filter hooks reject (TCP reset /
   ICMP port unreachable, so clients fail at once) — or drop where a Local policy has
   no local endpoint; ports a ClusterIP does not serve are rejected after DNAT;
-- masquerade (mark 0x4000, as kube-proxy): hairpin (an endpoint reaching itself),
+- masquerade (mark 0x4000, as kube-proxy): hairpin (an endpoint reaching itself,
+  seen after DNAT as source == destination, one `hairpin-ips` set instead of a rule per
+  endpoint),
   sources outside the pod CIDR to a ClusterIP, every external (NodePort/externalIP)
   connection under policy Cluster; never pod → ClusterIP (its source IP is kept) and
   never under externalTrafficPolicy Local from outside.
@@ -47,8 +56,20 @@ MAPS = {
                               "NodePorts without usable endpoints"),
     "cluster-ips": ("ipv4_addr", "every proxied ClusterIP"),
     "nodeport-ips": ("ipv4_addr", "addresses NodePorts answer on"),
+    "hairpin-ips": ("ipv4_addr . ipv4_addr", "endpoint . itself: hairpin masquerade"),
 }
 REJECT = "goto reject-chain"
+# Endpoint maps: slot s owns keys s << SLOT_SHIFT …; the local pick starts LOCAL_OFFSET
+# above the cluster pick. PORTS_PER_MAP bounds the rules bound to one map (each element
+# added walks the map's bindings) while keeping the number of sets small (each set
+# reference is a linear lookup by name in the kernel).
+SLOT_SHIFT = 16
+LOCAL_OFFSET = 1 << 15
+MAX_SLOTS = 1 << 16
+PORTS_PER_MAP = 128
+# One map per protocol: nft 1.0.x cannot add a rule matching `meta l4proto tcp` that
+# uses a map read back from the kernel whose data is typed `th dport`.
+ENDPOINT_MAP_TYPE = "typeof numgen random mod 1 : ip daddr . {proto} dport"
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,11 @@ class RuleSet:
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map/set -> key -> value
     affinity: dict[str, int] = field(default_factory=dict)             # set name -> timeout
+    # service port (_base) -> its slot in the endpoint maps; kept from one sync to the
+    # next so a change rewrites only that port's rule and elements.
+    slots: dict[str, int] = field(default_factory=dict)
+    # service port (_base) -> its fragment (identity tells a partial sync what changed)
+    fragments: dict[str, "Fragment"] = field(default_factory=dict)
     # False when only names are known (read back from the kernel after a restart or a
     # failed sync): the next sync must be full and deletes what is not desired.
     complete: bool = True
@@ -82,7 +108,7 @@ class RuleSet:
         return {"chain": len(self.chains),
                 "rule": sum(len(r) for r in self.chains.values()),
                 "element": sum(len(e) for e in self.elements.values()),
-                "set": len(self.affinity)}
+                "set": len(self.affinity) + sum(1 for m in self.elements if m not in MAPS)}
 
 
 # ---- names ----------------------------------------------------------------------------
@@ -116,6 +142,10 @@ def endpoint_chain(sp: ServicePort, ep: Endpoint) -> str:
     return _chain("endpoint", f"{_base(sp)}__{ep.ip}/{ep.port}")
 
 
+def endpoint_map(slot: int, proto: str) -> str:
+    return f"endpoints-{proto}-{slot // PORTS_PER_MAP}"
+
+
 def affinity_set(sp: ServicePort, ep: Endpoint) -> str:
     # The timeout is part of the name: a set's timeout cannot change in place, so a new
     # timeout makes a new set (the old one goes with the rules that used it).
@@ -125,6 +155,7 @@ def affinity_set(sp: ServicePort, ep: Endpoint) -> str:
 
 # ---- desired state ----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=64)
 def _base_text(node: NodeView, cfg: RenderConfig) -> str:
     t = f"ip {cfg.table}"
     mark = f"0x{cfg.masquerade_mark:x}"
@@ -162,7 +193,9 @@ def _base_text(node: NodeView, cfg: RenderConfig) -> str:
             # runs out; the DNS IP is answered locally and must pass.
             f"ip daddr != {cfg.dns_ip} ip daddr {cfg.service_cidr} drop"],
         "mark-for-masquerade": [f"meta mark set meta mark or {mark}"],
-        "masquerading": [f"meta mark and {mark} == 0 return",
+        "masquerading": ["ct status dnat ip saddr . ip daddr @hairpin-ips "
+                         "jump mark-for-masquerade",
+                         f"meta mark and {mark} == 0 return",
                          f"meta mark set meta mark xor {mark}",
                          "masquerade fully-random"],
         "reject-chain": ["meta l4proto tcp reject with tcp reset", "reject"],
@@ -184,7 +217,16 @@ def _base_text(node: NodeView, cfg: RenderConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pick(sp: ServicePort, eps: tuple[Endpoint, ...]) -> list[str]:
+def _pick(rs: RuleSet, sp: ServicePort, eps: tuple[Endpoint, ...], key: int) -> list[str]:
+    proto = sp.protocol.lower()
+    if not sp.affinity_timeout and len(eps) <= LOCAL_OFFSET:
+        if len(eps) == 1:
+            return [f"meta l4proto {proto} dnat to {eps[0].ip}:{eps[0].port}"]
+        slot = key >> SLOT_SHIFT
+        rs.elements.setdefault(endpoint_map(slot, proto), {}).update(
+            (str(key + i), f"{ep.ip} . {ep.port}") for i, ep in enumerate(eps))
+        return [f"meta l4proto {proto} dnat ip to numgen random mod {len(eps)} offset {key} "
+                f"map @{endpoint_map(slot, proto)}"]
     rules = []
     if sp.affinity_timeout:
         rules += [f"ip saddr @{affinity_set(sp, ep)} goto {endpoint_chain(sp, ep)}"
@@ -202,16 +244,18 @@ Fragment = tuple[dict[str, tuple[str, ...]], dict[str, dict[str, str]], dict[str
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _fragment(sp: ServicePort, node: NodeView, cfg: RenderConfig) -> Fragment:
+def _fragment(sp: ServicePort, node: NodeView, cfg: RenderConfig, slot: int) -> Fragment:
     """One service port's chains, map elements and affinity sets. Cached: ServicePorts
     are immutable values, so a sync after one change re-renders only that port
-    (hashing names and formatting rules is most of the cost of 10,000 services)."""
+    (hashing names and formatting rules is most of the cost of 10,000 services), and
+    an unchanged port yields the very same object."""
     rs = RuleSet(elements={name: {} for name in MAPS})
-    _service_port(rs, sp, node, cfg)
+    _service_port(rs, sp, node, cfg, slot)
     return rs.chains, {k: v for k, v in rs.elements.items() if v}, rs.affinity
 
 
-def _service_port(rs: RuleSet, sp: ServicePort, node: NodeView, cfg: RenderConfig) -> None:
+def _service_port(rs: RuleSet, sp: ServicePort, node: NodeView, cfg: RenderConfig,
+                  slot: int) -> None:
     proto = sp.protocol.lower()
     cluster = cluster_endpoints(sp)
     local = local_endpoints(sp, node.name)
@@ -225,11 +269,16 @@ def _service_port(rs: RuleSet, sp: ServicePort, node: NodeView, cfg: RenderConfi
     if cluster:
         masq = [f"ip daddr {ip} {proto} dport {sp.port} ip saddr != {cfg.pod_cidr} "
                 f"jump mark-for-masquerade" for ip in sp.cluster_ips]
-        rs.chains[svc] = tuple(masq + _pick(sp, cluster))
+        rs.chains[svc] = tuple(masq + _pick(rs, sp, cluster, slot << SLOT_SHIFT))
         used.update((endpoint_chain(sp, e), e) for e in cluster)
     if local and (sp.internal_local or sp.external_local):
-        rs.chains[loc] = tuple(_pick(sp, local))
+        rs.chains[loc] = tuple(_pick(rs, sp, local, (slot << SLOT_SHIFT) + LOCAL_OFFSET))
         used.update((endpoint_chain(sp, e), e) for e in local)
+    hairpin = rs.elements["hairpin-ips"]
+    for ep in used.values():
+        hairpin[f"{ep.ip} . {ep.ip}"] = ""
+    if not sp.affinity_timeout and max(len(cluster), len(local)) <= LOCAL_OFFSET:
+        used = {}      # the DNAT is in the service chain itself: no endpoint chains
 
     # ClusterIPs
     if sp.internal_local:
@@ -268,7 +317,7 @@ def _service_port(rs: RuleSet, sp: ServicePort, node: NodeView, cfg: RenderConfi
                 no_nps[key] = REJECT
 
     for chain, ep in used.items():
-        rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]     # hairpin
+        rules = []
         if sp.affinity_timeout:
             aff = affinity_set(sp, ep)
             rs.affinity[aff] = sp.affinity_timeout
@@ -277,17 +326,42 @@ def _service_port(rs: RuleSet, sp: ServicePort, node: NodeView, cfg: RenderConfi
         rs.chains[chain] = tuple(rules)
 
 
-def desired(snapshot: Snapshot, node: NodeView, cfg: RenderConfig) -> RuleSet:
+def _slots(ports: list[ServicePort], previous: dict[str, int]) -> dict[str, int]:
+    """Each service port keeps its slot; new ports take the lowest free ones."""
+    slots: dict[str, int] = {}
+    for sp in ports:
+        b = _base(sp)
+        if b in previous:
+            slots[b] = previous[b]
+    taken = set(slots.values())
+    free = (i for i in range(MAX_SLOTS) if i not in taken)
+    for sp in ports:
+        b = _base(sp)
+        if b not in slots:
+            slots[b] = next(free)
+    return slots
+
+
+def desired(snapshot: Snapshot, node: NodeView, cfg: RenderConfig,
+            previous: RuleSet | None = None) -> RuleSet:
+    """The rules for `snapshot`; `previous` (what was applied) lends its slots so
+    unchanged service ports render exactly as before."""
     rs = RuleSet(base=_base_text(node, cfg), elements={name: {} for name in MAPS})
     for ip in node.node_ips:
         rs.elements["nodeport-ips"][ip] = ""
-    for sp in snapshot.ports:
-        if cfg.dns_ip in sp.cluster_ips:
-            continue    # answered by the node-local DNS, never proxied
-        chains, elements, affinity = _fragment(sp, node, cfg)
+    # The DNS service is answered by the node-local DNS, never proxied.
+    ports = [sp for sp in snapshot.ports if cfg.dns_ip not in sp.cluster_ips]
+    rs.slots = _slots(ports, previous.slots if previous is not None else {})
+    for sp in ports:
+        b = _base(sp)
+        frag = rs.fragments[b] = _fragment(sp, node, cfg, rs.slots[b])
+        chains, elements, affinity = frag
         rs.chains.update(chains)
         for name, elems in elements.items():
-            rs.elements[name].update(elems)
+            if name in rs.elements:
+                rs.elements[name].update(elems)
+            else:
+                rs.elements[name] = dict(elems)
         rs.affinity.update(affinity)
     return rs
 
@@ -310,6 +384,31 @@ def _affinity_decl(t: str, name: str, timeout: int) -> str:
             f"timeout {timeout}s ; }}")
 
 
+def _map_decl(t: str, name: str) -> str:
+    proto = name.split("-")[1]
+    return f"add map {t} {name} {{ {ENDPOINT_MAP_TYPE.format(proto=proto)} ; }}"
+
+
+def _changed_names(new: RuleSet, old: RuleSet) -> tuple[list[str], dict[str, list[str]]]:
+    """Chains and map keys a partial sync must look at: those of the service ports
+    whose fragment changed (unchanged ports share the cached fragment object), plus
+    the node's own elements. Values still come from the merged state, so a key shared
+    by several ports (a ClusterIP of a multi-port service, a hairpin address) is
+    compared as a whole."""
+    chains: dict[str, None] = {}
+    keys: dict[str, dict[str, None]] = {"nodeport-ips": {}}
+    touched = [f for b, f in new.fragments.items() if old.fragments.get(b) is not f]
+    touched += [f for b, f in old.fragments.items() if new.fragments.get(b) is not f]
+    for frag_chains, frag_elements, _ in touched:
+        chains.update(dict.fromkeys(frag_chains))
+        for name, elems in frag_elements.items():
+            keys.setdefault(name, {}).update(dict.fromkeys(elems))
+    for name in ("nodeport-ips",):
+        keys[name].update(dict.fromkeys(new.elements.get(name, {})))
+        keys[name].update(dict.fromkeys(old.elements.get(name, {})))
+    return list(chains), {name: list(k) for name, k in keys.items()}
+
+
 def render_diff(new: RuleSet, previous: RuleSet | None, table: str = "netd",
                 full: bool = False) -> str:
     """The transaction turning `previous` (what the kernel has) into `new`; a full
@@ -319,9 +418,11 @@ def render_diff(new: RuleSet, previous: RuleSet | None, table: str = "netd",
     full = full or previous is None or not previous.complete or previous.base != new.base
     old = previous or RuleSet(complete=False)
     lines: list[str] = []
-    stale_chains = [c for c in old.chains if c not in new.chains]
+    new_maps = [m for m in new.elements if m not in MAPS and new.elements[m]]
+    stale_maps = [m for m in old.elements if m not in MAPS and not new.elements.get(m)]
     stale_sets = [s for s in old.affinity if s not in new.affinity]
     if full:
+        stale_chains = [c for c in old.chains if c not in new.chains]
         lines.append(new.base)
         for chain in new.chains:
             lines.append(f"add chain {t} {chain}")
@@ -330,26 +431,38 @@ def render_diff(new: RuleSet, previous: RuleSet | None, table: str = "netd",
                 # only chains that may hold rules already (all of them when nothing
                 # is known) are flushed.
                 lines.append(f"flush chain {t} {chain}")
+        for m in new_maps:
+            lines.append(_map_decl(t, m))
+            if previous is None or m in old.elements:
+                lines.append(f"flush map {t} {m}")
         lines += [_affinity_decl(t, s, n) for s, n in new.affinity.items()]
         lines += [f"flush chain {t} {c}" for c in stale_chains]
         for chain, rules in new.chains.items():
             lines += [f"add rule {t} {chain} {r}" for r in rules]
+        # Elements after the rules: an empty map is cheap to bind a rule to.
         for name, elems in new.elements.items():
             if elems:
                 lines += _elements("add", t, name, [_item(k, v) for k, v in elems.items()])
     else:
-        added = [c for c in new.chains if c not in old.chains]
-        changed = [c for c, r in new.chains.items() if c in old.chains and old.chains[c] != r]
+        names, keys = _changed_names(new, old)
+        stale_chains = [c for c in names if c in old.chains and c not in new.chains]
+        added = [c for c in names if c in new.chains and c not in old.chains]
+        changed = [c for c in names if c in new.chains and c in old.chains
+                   and old.chains[c] != new.chains[c]]
         lines += [f"add chain {t} {c}" for c in added]
+        lines += [_map_decl(t, m) for m in new_maps if not old.elements.get(m)]
         lines += [_affinity_decl(t, s, n) for s, n in new.affinity.items()
                   if s not in old.affinity]
         lines += [f"flush chain {t} {c}" for c in stale_chains + changed]
         for chain in added + changed:
             lines += [f"add rule {t} {chain} {r}" for r in new.chains[chain]]
-        for name, elems in new.elements.items():
-            before = old.elements.get(name, {})
-            gone = [k for k, v in before.items() if elems.get(k) != v]
-            come = [_item(k, v) for k, v in elems.items() if before.get(k) != v]
+        for name, candidates in keys.items():
+            if name in stale_maps:
+                continue        # deleted whole below
+            elems, before = new.elements.get(name, {}), old.elements.get(name, {})
+            gone = [k for k in candidates if k in before and elems.get(k) != before[k]]
+            come = [_item(k, elems[k]) for k in candidates
+                    if k in elems and before.get(k) != elems[k]]
             if gone:
                 lines += _elements("delete", t, name, gone)
             if come:
@@ -358,12 +471,13 @@ def render_diff(new: RuleSet, previous: RuleSet | None, table: str = "netd",
     # above, in this same transaction).
     lines += [f"delete chain {t} {c}" for c in stale_chains]
     lines += [f"delete set {t} {s}" for s in stale_sets]
+    lines += [f"delete map {t} {m}" for m in stale_maps]
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def render(snapshot: Snapshot, node: NodeView, cfg: RenderConfig,
            previous: RuleSet | None, full: bool = False) -> str:
-    return render_diff(desired(snapshot, node, cfg), previous, cfg.table, full)
+    return render_diff(desired(snapshot, node, cfg, previous), previous, cfg.table, full)
 
 
 def parse_names(listing: str) -> RuleSet:
@@ -379,7 +493,15 @@ def parse_names(listing: str) -> RuleSet:
                 rs.chains[name] = ()
             elif words[0] == "set" and _dynamic(name, "affinity"):
                 rs.affinity[name] = 0
+            elif words[0] == "map" and _endpoint_map(name):
+                rs.elements[name] = {}
     return rs
+
+
+def _endpoint_map(name: str) -> bool:
+    words = name.split("-")
+    return (len(words) == 3 and words[0] == "endpoints" and words[1] in ("tcp", "udp", "sctp")
+            and words[2].isdigit())
 
 
 def _dynamic(name: str, *prefixes: str) -> bool:

@@ -96,7 +96,7 @@ class NodeProxy:
         full = self.runner.run_full
         triggers = self.tracker.take_triggers()
         snap = self.tracker.snapshot()
-        new = desired(snap, self.view, self.cfg)
+        new = desired(snap, self.view, self.cfg, self.applied)
         previous = self.applied
         try:
             if full and (previous is None or not previous.complete):

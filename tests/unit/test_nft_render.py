@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from netd.proxy.model import Endpoint, ServicePort, Snapshot
-from netd.proxy.nftables import (NodeView, RenderConfig, RuleSet, affinity_set, desired,
-                                 endpoint_chain, external_chain, local_chain, parse_names,
-                                 render, render_diff, service_chain)
+from netd.proxy.nftables import (LOCAL_OFFSET, PORTS_PER_MAP, SLOT_SHIFT, NodeView,
+                                 RenderConfig, RuleSet, affinity_set, desired,
+                                 endpoint_chain, endpoint_map, external_chain, local_chain,
+                                 parse_names, render, render_diff, service_chain)
 
 GOLDEN = Path(__file__).parent / "fixtures" / "nft"
 CFG = RenderConfig(pod_cidr="10.244.0.0/16", service_cidr="10.96.0.0/12", dns_ip="10.96.0.10")
@@ -68,14 +69,15 @@ def test_endpoint_removed_partial_sync() -> None:
     before = desired(SNAP, NODE, CFG)
     web = replace(WEB, endpoints=(A,))
     text = render(replace(SNAP, ports=(web,) + SNAP.ports[1:]), NODE, CFG, before)
-    svc, gone = service_chain(web), endpoint_chain(web, B)
+    svc = service_chain(web)
+    # one endpoint left: a plain DNAT, its slot's elements go (B stays a hairpin
+    # address: other services still use it)
     assert text == (
-        f"flush chain ip netd {gone}\n"
         f"flush chain ip netd {svc}\n"
         f"add rule ip netd {svc} ip daddr 10.96.0.20 tcp dport 80 ip saddr != 10.244.0.0/16 "
         f"jump mark-for-masquerade\n"
-        f"add rule ip netd {svc} goto {endpoint_chain(web, A)}\n"
-        f"delete chain ip netd {gone}\n")
+        f"add rule ip netd {svc} meta l4proto tcp dnat to 10.244.0.2:8080\n"
+        f"delete element ip netd endpoints-tcp-0 {{ 0, 1 }}\n")
 
 
 def test_service_added_and_removed() -> None:
@@ -90,13 +92,15 @@ def test_service_added_and_removed() -> None:
     assert "delete element ip netd service-ips { 10.96.0.20 . tcp . 80, " \
            "192.0.2.7 . tcp . 80 }" in lines
     assert "delete element ip netd service-nodeports { tcp . 30080 }" in lines
+    assert "delete element ip netd hairpin-ips { 10.244.1.2 . 10.244.1.2 }" in lines
+    # the last rule using the endpoint map is gone: so is the map, after it
+    assert lines[-1] == "delete map ip netd endpoints-tcp-0"
     deletes = [i for i, l in enumerate(lines) if l.startswith("delete chain")]
     flushes = [i for i, l in enumerate(lines) if l.startswith("flush chain")]
     elements = [i for i, l in enumerate(lines) if "element" in l]
     assert deletes and min(deletes) > max(flushes + elements)
     assert {l.split()[-1] for l in lines if l.startswith("delete chain")} == {
-        service_chain(WEB), external_chain(WEB), endpoint_chain(WEB, A),
-        endpoint_chain(WEB, B)}
+        service_chain(WEB), external_chain(WEB)}
 
 
 def test_changed_map_value_is_deleted_then_added() -> None:
@@ -179,7 +183,7 @@ def test_base_change_forces_full_and_counts() -> None:
     text = render(SNAP, NODE, replace(CFG, service_cidr="10.96.0.0/16"), before)
     assert text.startswith("add table ip netd")
     counts = before.counts()
-    assert counts == {"chain": 15, "rule": 35, "element": 15, "set": 2}
+    assert counts == {"chain": 9, "rule": 21, "element": 24, "set": 3}
 
 
 def test_names_are_stable_and_distinct() -> None:
@@ -189,3 +193,75 @@ def test_names_are_stable_and_distinct() -> None:
     assert service_chain(WEB).startswith("service-") and service_chain(WEB).endswith(
         "-default/web/tcp/http")
     assert RuleSet().counts() == {"chain": 0, "rule": 0, "element": 0, "set": 0}
+
+
+def test_random_pick_is_one_rule_on_a_shared_map() -> None:
+    rs = desired(Snapshot((WEB, STICKY), 1), NODE, CFG)
+    svc = rs.chains[service_chain(WEB)]
+    assert svc[-1] == ("meta l4proto tcp dnat ip to numgen random mod 2 offset 0 "
+                       "map @endpoints-tcp-0")
+    assert rs.elements["endpoints-tcp-0"] == {"0": "10.244.0.2 . 8080",
+                                              "1": "10.244.1.2 . 8080"}
+    # no per-endpoint chains without affinity; affinity keeps them (and its sets)
+    assert endpoint_chain(WEB, A) not in rs.chains
+    assert endpoint_chain(STICKY, A) in rs.chains
+    assert rs.elements["hairpin-ips"] == {"10.244.0.2 . 10.244.0.2": "",
+                                          "10.244.1.2 . 10.244.1.2": ""}
+
+
+@pytest.mark.parametrize("slot,proto,name", [
+    (0, "tcp", "endpoints-tcp-0"), (PORTS_PER_MAP - 1, "udp", "endpoints-udp-0"),
+    (PORTS_PER_MAP, "sctp", "endpoints-sctp-1")], ids=["first", "last-of-map", "next-map"])
+def test_endpoint_map_names(slot: int, proto: str, name: str) -> None:
+    assert endpoint_map(slot, proto) == name
+
+
+def test_local_pick_uses_the_upper_half_of_the_slot() -> None:
+    rs = desired(Snapshot((EMPTY, replace(LOCAL, endpoints=(A, B, C))), 1),
+                 NodeView("node-2", ("172.18.0.9",)), CFG)
+    key = (1 << SLOT_SHIFT) + LOCAL_OFFSET          # LOCAL has slot 1
+    assert rs.chains[local_chain(LOCAL)] == (
+        f"meta l4proto tcp dnat ip to numgen random mod 2 offset {key} map @endpoints-tcp-0",)
+    assert rs.elements["endpoints-tcp-0"][str(key + 1)] == "10.244.1.3 . 8080"
+
+
+def test_slots_are_kept_and_reused() -> None:
+    first = desired(Snapshot((WEB, LOCAL, INTERNAL), 1), NODE, CFG)
+    assert first.slots == {"default/web/tcp/http": 0, "default/local/tcp/": 1,
+                           "default/internal/tcp/": 2}
+    new = port("new", cluster_ips=("10.96.0.30",), endpoints=(B, C))
+    second = desired(Snapshot((new, INTERNAL, LOCAL), 2), NODE, CFG, first)
+    # survivors keep theirs whatever the order; the newcomer takes the freed one
+    assert second.slots == {"default/new/tcp/": 0, "default/local/tcp/": 1,
+                            "default/internal/tcp/": 2}
+    text = render_diff(second, first)
+    assert service_chain(INTERNAL) not in text and service_chain(LOCAL) not in text
+    assert "delete element ip netd endpoints-tcp-0 { 0, 1 }" in text
+    assert "add element ip netd endpoints-tcp-0 { 0 : 10.244.1.2 . 8080, " \
+           "1 : 10.244.1.3 . 8080 }" in text
+
+
+def test_partial_sync_declares_a_new_endpoint_map_first() -> None:
+    before = desired(Snapshot((replace(WEB, endpoints=(A,)),), 1), NODE, CFG)
+    assert "endpoints-tcp-0" not in before.elements
+    lines = render(Snapshot((WEB,), 2), NODE, CFG, before).splitlines()
+    assert lines[0] == ("add map ip netd endpoints-tcp-0 { typeof numgen random mod 1 : "
+                        "ip daddr . tcp dport ; }")
+
+
+def test_shared_set_element_stays_while_used() -> None:
+    two = replace(WEB, port_name="https", port=443)       # same ClusterIP, another port
+    before = desired(Snapshot((WEB, two), 1), NODE, CFG)
+    text = render(Snapshot((two,), 2), NODE, CFG, before)
+    assert "cluster-ips" not in text and "hairpin-ips" not in text
+    assert "delete element ip netd service-ips { 10.96.0.20 . tcp . 80, " \
+           "192.0.2.7 . tcp . 80 }" in text
+
+
+def test_restart_deletes_unknown_endpoint_maps() -> None:
+    known = parse_names("table ip netd {\n\tmap endpoints-tcp-3 {\n\t}\n"
+                        "\tmap endpoints-tcp-0 {\n\t}\n\tmap service-ips {\n\t}\n}\n")
+    assert known.elements == {"endpoints-tcp-3": {}, "endpoints-tcp-0": {}}
+    lines = render(Snapshot((WEB,), 1), NODE, CFG, known).splitlines()
+    assert "flush map ip netd endpoints-tcp-0" in lines
+    assert lines[-1] == "delete map ip netd endpoints-tcp-3"
