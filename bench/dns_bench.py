@@ -118,14 +118,17 @@ def serve_netd(port: int, churn: int) -> None:
     from netd.dns.index import DnsConfig, ZoneIndex
     from netd.dns.metrics import Metrics
     from netd.dns.server import DnsServer, serve_udp
-    from netd.dns.wirecache import WireCache
 
     services, slices = cluster()
     cfg = DnsConfig()
+    # As the indexer passes them: Namespace objects, and the previous index.
+    namespaces = [{"metadata": {"name": n}} for n in
+                  ["default", "kube-system"] + [f"ns{i}" for i in range(N_NS)]]
 
     async def main() -> None:
         server = DnsServer(metrics=Metrics())
-        server.set_index(ZoneIndex.build(services, slices, [], cfg))
+        index = ZoneIndex.build(services, slices, [], cfg, namespaces=namespaces)
+        server.set_index(index)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind(("127.0.0.1", port))
@@ -146,10 +149,15 @@ def serve_netd(port: int, churn: int) -> None:
                 await asyncio.sleep(max(0.0, delay))
                 n += 1
                 ip = ips[n % 2]
-                target["spec"] = dict(target["spec"], clusterIP=ip, clusterIPs=[ip])
+                # A new object per change, as the informer delivers it (cached objects
+                # are never mutated: the index reuses records of unchanged objects).
+                target = dict(target, spec=dict(target["spec"], clusterIP=ip,
+                                                 clusterIPs=[ip]))
+                services[N_SVC - 1] = target
                 t0 = time.perf_counter()
-                index = ZoneIndex.build(services, slices, [], cfg, generation=n)
-                server.set_index(index, _tags(target))
+                index = ZoneIndex.build(services, slices, [], cfg, namespaces=namespaces,
+                                        generation=n, previous=index)
+                server.set_index(index)
                 builds.append(time.perf_counter() - t0)
                 if len(builds) % 500 == 0:
                     b = sorted(builds)
@@ -159,14 +167,7 @@ def serve_netd(port: int, churn: int) -> None:
         else:
             await asyncio.Event().wait()
 
-    _ = WireCache
     asyncio.run(main())
-
-
-def _tags(svc: dict) -> set[str] | None:
-    from netd.dns import server as server_mod
-    fn = getattr(server_mod, "tags_for_object", None)
-    return fn("Service", None, svc) if fn else None
 
 
 # ---- runners -------------------------------------------------------------------------------
@@ -265,6 +266,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--churn", type=int, default=100, help="record changes per second")
     ap.add_argument("--rate", type=int, default=20000, help="QPS of the latency runs")
+    ap.add_argument("--servers", default="nsd,netd",
+                    help="comma-separated subset of nsd,netd to run")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -281,35 +284,37 @@ def main() -> None:
         print(f"cluster: {N_SVC} services, {N_HEADLESS * EPS_PER_HEADLESS} pods; "
               f"{n} queries in the mix; churn {args.churn}/s (netd)")
         port = free_port()
-        nsd = start_nsd(tmp, port, services, slices)
+        run = set(args.servers.split(","))
+        nsd = start_nsd(tmp, port, services, slices) if "nsd" in run else None
         try:
-            wait_answering(port)
-            results["nsd"] = dnsperf(port, qfile, args.seconds)
-            results["nsd"].update({k: v for k, v in dnsperf(port, qfile, args.seconds / 2,
-                                                            args.rate).items()
-                                   if k.endswith("_ms")})
+            if nsd is not None:
+                wait_answering(port)
+                results["nsd"] = dnsperf(port, qfile, args.seconds)
+                results["nsd"].update({k: v for k, v in dnsperf(
+                    port, qfile, args.seconds / 2, args.rate).items() if k.endswith("_ms")})
         finally:
-            stop(nsd)
-        port = free_port()
-        netd = subprocess.Popen([sys.executable, __file__, "--serve", str(port),
-                                 "--churn", str(args.churn)], stdout=subprocess.PIPE,
-                                start_new_session=True)
-        try:
-            assert netd.stdout is not None
-            netd.stdout.readline()
-            wait_answering(port)
-            results["netd"] = dnsperf(port, qfile, args.seconds)
-            results["netd"].update({k: v for k, v in dnsperf(port, qfile, args.seconds / 2,
-                                                             args.rate).items()
-                                    if k.endswith("_ms")})
-        finally:
-            stop(netd)
+            if nsd is not None:
+                stop(nsd)
+        if "netd" in run:
+            port = free_port()
+            netd = subprocess.Popen([sys.executable, __file__, "--serve", str(port),
+                                     "--churn", str(args.churn)], stdout=subprocess.PIPE,
+                                    start_new_session=True)
+            try:
+                assert netd.stdout is not None
+                netd.stdout.readline()
+                wait_answering(port)
+                results["netd"] = dnsperf(port, qfile, args.seconds)
+                results["netd"].update({k: v for k, v in dnsperf(
+                    port, qfile, args.seconds / 2, args.rate).items() if k.endswith("_ms")})
+            finally:
+                stop(netd)
     print(f"{'server':8} {'QPS':>10} {'lost':>8} {'p50 ms':>8} {'p99 ms':>8}  "
           f"(latency at {args.rate} QPS)")
     for name, r in results.items():
         print(f"{name:8} {r['qps']:10.0f} {r['lost']:8.0f} {r.get('p50_ms', 0):8.3f} "
               f"{r.get('p99_ms', 0):8.3f}")
-    if results["nsd"]["qps"]:
+    if results.get("nsd", {}).get("qps") and "netd" in results:
         print(f"ratio netd/nsd QPS: {results['netd']['qps'] / results['nsd']['qps']:.2f}")
 
 

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 from netd.dns.fragment import SERVICE_NAME_LABEL, Fragment, build_fragment, dashed
 
 Obj = dict[str, Any]
+SvcKey = tuple[str, str]
 
 SCHEMA_VERSION = "1.1.0"
 DNS_SERVICE = ("kube-system", "kube-dns")
@@ -117,6 +118,18 @@ class ZoneIndex:
         self.dns_ips: tuple[str, ...] = ()  # kube-system/kube-dns cluster IPs
         self.counts: dict[str, int] = {}
         self._fragments: dict[tuple[str, str], Fragment] = {}
+        # Bookkeeping for merging only the changed Services into a copy of the previous
+        # index (netd.dns.delta), so a build under churn costs O(changes), not O(zone).
+        self._token = object()          # identity of this snapshot, for changed_names
+        self._delta: tuple[object, frozenset[str]] | None = None
+        self._objs: tuple[tuple[Obj, ...], ...] = ()   # keeps id() keys below unique
+        self._svc_key: dict[int, SvcKey | None] = {}
+        self._slice_key: dict[int, SvcKey | None] = {}
+        self._pod_ids: frozenset[int] = frozenset()
+        self._ptr_refs: dict[str, int] = {}   # reverse name -> contributing fragments
+        self._ent_refs: dict[str, int] = {}   # fragment ENT -> contributing fragments
+        self._skeleton: frozenset[str] = frozenset()
+        self._mergeable = False   # no duplicate Service keys, no name collisions
 
     def __repr__(self) -> str:
         return (f"ZoneIndex(domain={self.domain!r}, generation={self.generation}, "
@@ -126,6 +139,32 @@ class ZoneIndex:
         """Whether `low` owns any record or is an empty non-terminal."""
         return (low in self.addrs or low in self.srvs or low in self.ptrs
                 or low in self.cnames or low in self.txts or low in self.ents)
+
+    def changed_names(self, previous: ZoneIndex) -> set[str] | None:
+        """Lowercased owner names whose answers may differ between `previous` and this
+        index (records, existence as NXDOMAIN vs NODATA), or None when anything may
+        have changed (configuration, the DNS service's own addresses behind every NS
+        answer, namespaces in insecure pod mode). The SOA serial is not a name: it
+        changes on every build and the server patches it into cached negatives."""
+        if previous is self:
+            return set()
+        if self._delta is not None and self._delta[0] is previous._token:
+            return set(self._delta[1])
+        if (previous.cfg != self.cfg or previous.dns_ips != self.dns_ips
+                or (self.pod_mode == "insecure" and previous.namespaces != self.namespaces)):
+            return None
+        out: set[str] = set(self.ents ^ previous.ents)
+        pairs: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = (
+            (self.addrs, previous.addrs), (self.srvs, previous.srvs),
+            (self.ptrs, previous.ptrs), (self.cnames, previous.cnames),
+            (self.txts, previous.txts))
+        for mine, theirs in pairs:
+            out.update(mine.keys() ^ theirs.keys())
+            for name, value in mine.items():
+                other = theirs.get(name)
+                if other is not value and other is not None and other != value:
+                    out.add(name)
+        return out
 
     # ---- reads used by the resolver ---------------------------------------------------
 
@@ -163,8 +202,49 @@ class ZoneIndex:
         idx = ZoneIndex(cfg, generation=generation, serial=serial)
         if previous is not None and previous.cfg != cfg:
             previous = None
+        if previous is not None:
+            from netd.dns.delta import merge
+            if merge(idx, services, slices, pods, namespaces, previous):
+                return idx
         _assemble(idx, services, slices, pods, namespaces, previous)
         return idx
+
+
+def namespace_set(services: list[Obj], pods: list[Obj], namespaces: Iterable[Obj] | None
+                  ) -> frozenset[str]:
+    if namespaces is not None:
+        ns_names = {(n.get("metadata") or {}).get("name") or "" for n in namespaces}
+    else:
+        ns_names = set(SYSTEM_NAMESPACES)
+        for group in (services, pods):
+            for obj in group:
+                ns_names.add((obj.get("metadata") or {}).get("namespace") or "")
+    ns_names.discard("")
+    return frozenset(n.lower() for n in ns_names)
+
+
+def service_key(svc: Obj) -> SvcKey | None:
+    meta = svc.get("metadata") or {}
+    key = ((meta.get("namespace") or "").lower(), (meta.get("name") or "").lower())
+    return key if key[0] and key[1] else None
+
+
+def slice_key(sl: Obj) -> SvcKey | None:
+    meta = sl.get("metadata") or {}
+    svc_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return ((meta.get("namespace") or "").lower(), svc_name.lower()) if svc_name else None
+
+
+def ptr_value(frag: Fragment, rev: str) -> list[str]:
+    """ptrs[rev] when `frag` is the only fragment naming `rev` (as _assemble merges)."""
+    for r, target in frag.cluster_ptrs:
+        if r == rev:
+            return [target]
+    return [target for r, target in frag.endpoint_ptrs if r == rev]
+
+
+def frag_revs(frag: Fragment) -> set[str]:
+    return {r for r, _ in frag.cluster_ptrs} | {r for r, _ in frag.endpoint_ptrs}
 
 
 def _assemble(idx: ZoneIndex, services: list[Obj], slices: list[Obj], pods: list[Obj],
@@ -175,15 +255,7 @@ def _assemble(idx: ZoneIndex, services: list[Obj], slices: list[Obj], pods: list
         apexes.extend(reverse_zones(cidr))
     idx.reverse_apexes = rev_apexes = frozenset(apexes)
 
-    if namespaces is not None:
-        ns_names = {(n.get("metadata") or {}).get("name") or "" for n in namespaces}
-    else:
-        ns_names = set(SYSTEM_NAMESPACES)
-        for group in (services, pods):
-            for obj in group:
-                ns_names.add((obj.get("metadata") or {}).get("namespace") or "")
-    ns_names.discard("")
-    idx.namespaces = frozenset(n.lower() for n in ns_names)
+    idx.namespaces = namespace_set(services, pods, namespaces)
 
     # The skeleton: apex, svc/pod subtrees, one empty name per namespace. CoreDNS
     # parse.go answers NODATA for `svc.<zone>`, `pod.<zone>` and, when the namespace
@@ -196,14 +268,17 @@ def _assemble(idx: ZoneIndex, services: list[Obj], slices: list[Obj], pods: list
         ents.update(ns + idx.pod_suffix for ns in idx.namespaces)
     ents.update(apexes)
     idx.txts["dns-version." + dom] = [SCHEMA_VERSION]
+    skeleton = set(ents)
 
     by_svc: dict[tuple[str, str], list[Obj]] = {}
+    slice_keys = idx._slice_key
     for sl in slices:
-        meta = sl.get("metadata") or {}
-        svc_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if svc_name:
-            key = ((meta.get("namespace") or "").lower(), svc_name.lower())
-            by_svc.setdefault(key, []).append(sl)
+        skey = slice_keys[id(sl)] = slice_key(sl)
+        if skey is not None:
+            by_svc.setdefault(skey, []).append(sl)
+    svc_keys = idx._svc_key
+    mergeable = True
+    ptr_refs, ent_refs = idx._ptr_refs, idx._ent_refs
 
     old = previous._fragments if previous is not None else {}
     frags = idx._fragments
@@ -212,15 +287,25 @@ def _assemble(idx: ZoneIndex, services: list[Obj], slices: list[Obj], pods: list
     endpoint_ptrs: list[list[tuple[str, str]]] = []
     n_endpoints = 0
     for svc in services:
-        meta = svc.get("metadata") or {}
-        key = ((meta.get("namespace") or "").lower(), (meta.get("name") or "").lower())
-        if not key[0] or not key[1] or key in frags:
+        key = svc_keys[id(svc)] = service_key(svc)
+        if key is None:
+            continue
+        if key in frags:
+            mergeable = False
             continue
         svc_slices = by_svc.get(key, [])
         frag = old.get(key)
         if frag is None or not frag.same_objects((svc, *svc_slices)):
             frag = build_fragment(svc, svc_slices, dom, rev_apexes)
         frags[key] = frag
+        if mergeable and not (addrs.keys().isdisjoint(frag.addrs)
+                              and srvs.keys().isdisjoint(frag.srvs)
+                              and (frag.cname is None or frag.cname[0] not in idx.cnames)):
+            mergeable = False
+        for rev in frag_revs(frag):
+            ptr_refs[rev] = ptr_refs.get(rev, 0) + 1
+        for ent in frag.ents:
+            ent_refs[ent] = ent_refs.get(ent, 0) + 1
         addrs.update(frag.addrs)
         srvs.update(frag.srvs)
         if frag.cname is not None:
@@ -248,10 +333,23 @@ def _assemble(idx: ZoneIndex, services: list[Obj], slices: list[Obj], pods: list
         # The SOA MNAME `ns.dns.<zone>` resolves to the DNS service, as CoreDNS's
         # isDefaultNS()/nsAddrs() answer it.
         idx.dns_ips = tuple(dns_ips)
+        if "ns.dns." + dom in addrs:
+            mergeable = False
         addrs["ns.dns." + dom] = list(dns_ips)
         ents.add("dns." + dom)
+        skeleton.add("dns." + dom)
 
-    n_pods = _pods(idx, pods) if idx.pod_mode == "verified" else 0
+    n_pods = 0
+    if idx.pod_mode == "verified":
+        n_names = len(addrs)
+        n_pods = _pods(idx, pods)
+        idx._pod_ids = frozenset(map(id, pods))
+        # A pod name that is also a Service-derived name: keep full builds exact.
+        mergeable = mergeable and len(addrs) - n_names == len(
+            {n for n in addrs if n.endswith(idx.pod_suffix)})
+    idx._skeleton = frozenset(skeleton)
+    idx._objs = (tuple(services), tuple(slices), tuple(pods))
+    idx._mergeable = mergeable
     idx.counts = {"services": len(frags), "endpoints": n_endpoints, "pods": n_pods,
                   "names": len(addrs) + len(ptrs) + len(idx.cnames) + len(idx.txts),
                   "ents": len(ents)}

@@ -3,9 +3,10 @@
 Data planes watch, they don't poll (DESIGN rule 3): informer handlers only mark the
 index dirty; one coalescing task rebuilds it — a burst of events delivered in one
 loop iteration costs one build — and hands the new immutable snapshot to every
-registered callback (the DNS server swaps its reference and drops its answer cache).
+registered callback (the DNS server swaps its reference and drops the cached answers
+for the names the new index reports changed, ZoneIndex.changed_names).
 Rebuilds pass the previous index, so only Services whose objects changed are
-re-derived (netd.dns.fragment); the rest is a merge.
+re-derived (netd.dns.fragment), merged into a copy of the previous index (netd.dns.delta).
 """
 from __future__ import annotations
 

@@ -7,9 +7,16 @@ the bytes. Lowercasing the raw question is safe for the name (label length bytes
 < 64, below 'A') but not for the type: types whose bytes are ASCII letters (e.g. HTTPS =
 0x0041) would alias another type when lowered, so `cacheable_type` keeps them out.
 
-Validity: entries belong to one index generation. A new index either clears
-everything, or — when the caller knows which names a change can affect — drops only
-the entries carrying those tags (entries without tags always go).
+Validity: entries are tagged with the owner names their answer was derived from (the
+question, plus every in-zone CNAME target it followed). A new index either clears
+everything, or drops only the entries tagged with a name the index reports changed
+(ZoneIndex.changed_names); entries without tags always go. Negative answers are
+tagged by their name like any other, so an NXDOMAIN goes as soon as the name appears.
+
+The one part of an answer that changes with *every* index is the SOA serial carried
+by negative answers (and the apex SOA): instead of dropping those entries, an entry
+remembers where its serial sits (`soa`) and the server writes the current serial
+(`WireCache.serial`) into each copy it sends.
 """
 from __future__ import annotations
 
@@ -21,17 +28,29 @@ def cacheable_type(qtype: int) -> bool:
     return not any(0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A for b in (hi, lo))
 
 
+def soa_offset(full: bytes, serial: int, tail: bytes) -> int:
+    """Where the SOA serial sits in `full` (0: no SOA). `tail` is the rest of the SOA
+    RDATA after the serial (refresh, retry, expire, minimum): 20 bytes that occur
+    nowhere else in an answer in practice; an ambiguous match counts as none found."""
+    sig = serial.to_bytes(4, "big") + tail
+    at = full.find(sig)
+    if at < 12 or full.find(sig, at + 1) >= 0:
+        return 0
+    return at
+
+
 class Entry:
-    __slots__ = ("full", "rcode", "slot", "denial", "trunc", "tags")
+    __slots__ = ("full", "rcode", "slot", "denial", "trunc", "tags", "soa")
 
     def __init__(self, full: bytes, rcode: int, slot: int, denial: bool,
-                 tags: tuple[str, ...] | None) -> None:
+                 tags: tuple[str, ...] | None, soa: int = 0) -> None:
         self.full = full            # complete response, ID 0
         self.rcode = rcode
         self.slot = slot            # metrics type slot
         self.denial = denial        # NXDOMAIN or NODATA (CoreDNS' cache "denial" hits)
         self.trunc: dict[int, bytes] = {}   # UDP limit -> truncated response
         self.tags = tags
+        self.soa = soa              # offset of the SOA serial in `full`, 0 if none
 
 
 @dataclass
@@ -41,6 +60,7 @@ class WireCache:
     edns: dict[bytes, Entry] = field(default_factory=dict)
     edns_do: dict[bytes, Entry] = field(default_factory=dict)
     generation: int = 0
+    serial: bytes = b"\0\0\0\0"   # the current index's SOA serial, big-endian
     _by_tag: dict[str, set[tuple[int, bytes]]] = field(default_factory=dict)
     _untagged: set[tuple[int, bytes]] = field(default_factory=set)
 
