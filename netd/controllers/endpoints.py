@@ -12,10 +12,11 @@ an ExternalName Service gets none. The Endpoints goes when its Service goes.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from netd.api import errors
 from netd.client.client import resolve
@@ -24,11 +25,11 @@ from netd.client.informer import Informer, index_by_namespace, key_of, split_key
 from netd.controllers.events import WARNING
 from netd.controllers.manager import ControllerContext
 from netd.controllers.podutil import is_pod_ready, parse_time
-from netd.store.base import copy_obj
 
 log = logging.getLogger("netd.controllers.endpoints")
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
 TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
@@ -49,7 +50,8 @@ def selector_of(service: Obj) -> dict[str, str]:
 
 def selects(selector: dict[str, str], pod: Obj) -> bool:
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+    # Items-view inclusion: every selector pair is among the labels (one C-level pass).
+    return bool(selector) and selector.items() <= labels.items()
 
 
 def is_service_ip_set(service: Obj) -> bool:
@@ -93,14 +95,20 @@ def pod_ip_for_family(pod: Obj, family: str) -> str | None:
     ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict)]
     if not ips and status.get("podIP"):
         ips = [status["podIP"]]
+    want = 6 if family == "IPv6" else 4
     for ip in ips:
-        try:
-            v6 = ipaddress.ip_address(str(ip)).version == 6
-        except ValueError:
-            continue
-        if v6 == (family == "IPv6"):
+        if _ip_version(str(ip)) == want:
             return str(ip)
     return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _ip_version(ip: str) -> int | None:
+    # Cached: a pod's IP is parsed again for every Service selecting it and every change.
+    try:
+        return ipaddress.ip_address(ip).version
+    except ValueError:
+        return None
 
 
 def find_port(pod: Obj, service_port: Obj) -> int | None:
@@ -139,20 +147,73 @@ def format_time(t: datetime) -> str:
     return text + "Z"
 
 
+def pod_change_time(pod: Obj) -> datetime | None:
+    """The pod's contribution to the trigger time: its readiness transition (or its
+    creation)."""
+    ready = next((c for c in (pod.get("status") or {}).get("conditions") or []
+                  if c.get("type") == "Ready"), None)
+    return parse_time((ready or {}).get("lastTransitionTime") or
+                      (pod.get("metadata") or {}).get("creationTimestamp"))
+
+
+def latest_change(service: Obj, pod_times: Iterable[datetime | None]) -> str | None:
+    """trigger_time from the pods' pod_change_time values."""
+    latest = parse_time((service.get("metadata") or {}).get("creationTimestamp"))
+    for t in pod_times:
+        if t is not None and (latest is None or t > latest):
+            latest = t
+    return format_time(latest) if latest is not None else None
+
+
 def trigger_time(service: Obj, pods: Iterable[Obj]) -> str | None:
     """When the last change the Endpoints reflects happened: the latest of the Service's
     creation and each selected pod's readiness transition (or creation). Upstream keeps a
     tracker of unprocessed changes; the latest relevant change is what it reports in
     steady state, and it is stable across resyncs."""
-    times = [parse_time((service.get("metadata") or {}).get("creationTimestamp"))]
-    for pod in pods:
-        ready = next((c for c in (pod.get("status") or {}).get("conditions") or []
-                      if c.get("type") == "Ready"), None)
-        stamp = (ready or {}).get("lastTransitionTime") or \
-            (pod.get("metadata") or {}).get("creationTimestamp")
-        times.append(parse_time(stamp))
-    known = [t for t in times if t is not None]
-    return format_time(max(known)) if known else None
+    return latest_change(service, (pod_change_time(p) for p in pods))
+
+
+class PodMemo(Generic[T]):
+    """Per-Service values derived from (Service, pod[, a dependency such as its Node]).
+
+    Informer objects are replaced, never mutated, on every change, so a value stays
+    valid while the very same objects are in the cache: a readiness flip of one pod in
+    a 1,000-pod Service recomputes one value, not 1,000. Entries hold the objects they
+    were computed from (so an id() cannot be reused while cached) and are updated in
+    place: rebuilding 1,000 entries per call would feed the cyclic GC's old generation
+    and make its (long) full collections more frequent. A changed Service object
+    starts afresh; entries of pods no longer passed are dropped."""
+
+    def __init__(self) -> None:
+        self._by_service: dict[str, tuple[Obj, dict[int, tuple[Obj, Any, T]]]] = {}
+
+    def values(self, key: str, service: Obj, pods: list[Obj],
+               compute: Callable[[Obj, Obj, Any], T],
+               dependency: Callable[[Obj], Any] | None = None) -> list[T]:
+        held = self._by_service.get(key)
+        if held is None or held[0] is not service:
+            held = (service, {})
+            self._by_service[key] = held
+        entries = held[1]
+        out: list[T] = []
+        for pod in pods:
+            dep = dependency(pod) if dependency is not None else None
+            hit = entries.get(id(pod))
+            if hit is not None and hit[0] is pod and hit[1] is dep:
+                out.append(hit[2])
+                continue
+            value = compute(service, pod, dep)
+            entries[id(pod)] = (pod, dep, value)
+            out.append(value)
+        if len(entries) > len(pods):
+            # Pods that left (or whose object was replaced by a newer one).
+            live = {id(p) for p in pods}
+            for gone in [k for k in entries if k not in live]:
+                del entries[gone]
+        return out
+
+    def forget(self, key: str) -> None:
+        self._by_service.pop(key, None)
 
 
 # ---- Endpoints subsets ----------------------------------------------------------------
@@ -168,62 +229,81 @@ def _port_key(port: Obj | None) -> tuple[Any, ...]:
             port.get("appProtocol", ""))
 
 
+# One pod's place in a Service's Endpoints: (address key, address, ready, the resolved
+# ports it offers; None stands for "no ports" of a headless Service without ports).
+AddressEntry = tuple[tuple[str, str], Obj, bool, tuple[Obj | None, ...]]
+
+
+def address_entry(service: Obj, pod: Obj) -> AddressEntry | None:
+    """What `pod` contributes to `service`'s Endpoints (None: nothing)."""
+    spec = service.get("spec") or {}
+    publish = bool(spec.get("publishNotReadyAddresses"))
+    if not should_pod_be_in_endpoints(pod, publish):
+        return None
+    ip = pod_ip_for_family(pod, service_family(service))
+    if ip is None:
+        return None
+    addr: Obj = {"ip": ip}
+    if should_set_hostname(pod, service):
+        addr["hostname"] = pod["spec"]["hostname"]
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        addr["nodeName"] = node
+    addr["targetRef"] = target_ref(pod)
+    ready = publish or is_pod_ready(pod)
+    pod_ports: list[Obj | None] = []
+    if not spec.get("ports"):
+        if spec.get("clusterIP") == "None":
+            pod_ports.append(None)
+    else:
+        for sp in spec["ports"]:
+            num = find_port(pod, sp)
+            if num is None:
+                continue
+            found: Obj = {"name": sp["name"]} if sp.get("name") else {}
+            found.update(port=num, protocol=sp.get("protocol") or "TCP")
+            if sp.get("appProtocol") is not None:
+                found["appProtocol"] = sp["appProtocol"]
+            pod_ports.append(found)
+    return _addr_key(addr), addr, ready, tuple(pod_ports)
+
+
 def build_subsets(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
     """The repacked subsets (RepackSubsets): every port maps to the set of addresses
     offering it, ports with the same address set share a subset. Addresses sort by
     (ip, uid) as upstream; ports and subsets by value (upstream sorts those by a hash,
     i.e. in no order a reader can rely on)."""
-    spec = service.get("spec") or {}
-    publish = bool(spec.get("publishNotReadyAddresses"))
-    headless = spec.get("clusterIP") == "None"
-    family = service_family(service)
+    return assemble_subsets(address_entry(service, p) for p in pods)
+
+
+def assemble_subsets(entries: Iterable[AddressEntry | None]) -> list[Obj]:
+    """build_subsets from the pods' address entries (shared dicts: callers copy before
+    changing them; the write path does)."""
     all_addrs: dict[tuple[str, str], Obj] = {}
     by_port: dict[tuple[Any, ...], dict[tuple[str, str], bool]] = {}
     ports: dict[tuple[Any, ...], Obj | None] = {}
-    for pod in pods:
-        if not should_pod_be_in_endpoints(pod, publish):
+    for entry in entries:
+        if entry is None:
             continue
-        ip = pod_ip_for_family(pod, family)
-        if ip is None:
-            continue
-        addr: Obj = {"ip": ip}
-        if should_set_hostname(pod, service):
-            addr["hostname"] = pod["spec"]["hostname"]
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node:
-            addr["nodeName"] = node
-        addr["targetRef"] = target_ref(pod)
-        ready = publish or is_pod_ready(pod)
-        key = _addr_key(addr)
+        key, addr, ready, pod_ports = entry
         all_addrs.setdefault(key, addr)
-        pod_ports: list[Obj | None] = []
-        if not spec.get("ports"):
-            if headless:
-                pod_ports.append(None)
-        else:
-            for sp in spec["ports"]:
-                num = find_port(pod, sp)
-                if num is None:
-                    continue
-                found: Obj = {"name": sp["name"]} if sp.get("name") else {}
-                found.update(port=num, protocol=sp.get("protocol") or "TCP")
-                if sp.get("appProtocol") is not None:
-                    found["appProtocol"] = sp["appProtocol"]
-                pod_ports.append(found)
         for epp in pod_ports:
             pk = _port_key(epp)
             ports[pk] = epp
             seen = by_port.setdefault(pk, {})
             if not seen.get(key, False):
                 seen[key] = ready
-    groups: dict[frozenset[tuple[tuple[str, str], bool]], list[tuple[Any, ...]]] = {}
+    # Ports offering the same (address, ready) set share a subset; with one port (the
+    # common case) there is nothing to group, so the 1,000-member keys are not built.
+    groups: dict[Any, tuple[dict[tuple[str, str], bool], list[tuple[Any, ...]]]] = {}
     for pk, addr_set in by_port.items():
-        groups.setdefault(frozenset(addr_set.items()), []).append(pk)
+        sig = frozenset(addr_set.items()) if len(by_port) > 1 else None
+        groups.setdefault(sig, (addr_set, []))[1].append(pk)
     subsets: list[Obj] = []
-    for members, pks in groups.items():
+    for addr_set, pks in groups.values():
         subset: Obj = {}
-        ready_addrs = sorted(k for k, r in members if r)
-        not_ready = sorted(k for k, r in members if not r)
+        ready_addrs = sorted(k for k, r in addr_set.items() if r)
+        not_ready = sorted(k for k, r in addr_set.items() if not r)
         if ready_addrs:
             subset["addresses"] = [all_addrs[k] for k in ready_addrs]
         if not_ready:
@@ -232,9 +312,10 @@ def build_subsets(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
         if real:
             subset["ports"] = [ports[pk] for pk in real]
         subsets.append(subset)
-    subsets.sort(key=lambda s: ([_addr_key(a) for a in s.get("addresses", [])],
-                                [_addr_key(a) for a in s.get("notReadyAddresses", [])],
-                                [_port_key(p) for p in s.get("ports", [])]))
+    if len(subsets) > 1:
+        subsets.sort(key=lambda s: ([_addr_key(a) for a in s.get("addresses", [])],
+                                    [_addr_key(a) for a in s.get("notReadyAddresses", [])],
+                                    [_port_key(p) for p in s.get("ports", [])]))
     return subsets
 
 
@@ -276,6 +357,10 @@ def _without(labels: dict[str, str] | None, key: str) -> dict[str, str]:
 
 # ---- the controller -----------------------------------------------------------------------
 
+def _pod_facts(service: Obj, pod: Obj, _: Any) -> tuple[datetime | None, AddressEntry | None]:
+    return pod_change_time(pod), address_entry(service, pod)
+
+
 def ensure_index(informer: Informer, name: str, fn: Any) -> None:
     """Add an index unless another controller sharing the informer already did."""
     try:
@@ -299,6 +384,7 @@ class EndpointsController(Controller):
         # initial list are ignored.
         self.endpoints.add_handler(self._on_endpoints_add, None, self._on_endpoints_delete)
         self.informers.append(self.endpoints)
+        self._memo: PodMemo[tuple[datetime | None, AddressEntry | None]] = PodMemo()
 
     def _on_endpoints_add(self, obj: Obj) -> None:
         if not self.endpoints.has_synced and \
@@ -323,6 +409,7 @@ class EndpointsController(Controller):
         ns, name = split_key(key)
         service = self.services.get(key)
         if service is None:
+            self._memo.forget(key)
             # The Service is gone: so is its Endpoints (user-written ones included, as
             # upstream does).
             if self.endpoints.get(key) is not None:
@@ -330,18 +417,21 @@ class EndpointsController(Controller):
             return
         spec = service.get("spec") or {}
         if spec.get("type") == "ExternalName" or not selector_of(service):
+            self._memo.forget(key)
             return
-        pods = self.selected_pods(service)
-        subsets = build_subsets(service, pods)
+        facts = self._memo.values(key, service, self.selected_pods(service), _pod_facts)
+        subsets = assemble_subsets(entry for _, entry in facts)
         current = self.endpoints.get(key)
         svc_labels = (service.get("metadata") or {}).get("labels") or {}
         if current is not None and (current.get("subsets") or []) == subsets and \
                 _without((current.get("metadata") or {}).get("labels"), HEADLESS) == \
                 svc_labels and self._capacity_ok(current):
             return
-        desired: Obj = copy_obj(current) if current is not None else {
-            "apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": name, "namespace": ns}}
+        # A shallow copy is enough: subsets are replaced, labels and annotations are
+        # rebuilt as new dicts, and the write path copies the body it is given.
+        desired: Obj = {**current, "metadata": dict(current.get("metadata") or {})} \
+            if current is not None else {"apiVersion": "v1", "kind": "Endpoints",
+                                         "metadata": {"name": name, "namespace": ns}}
         meta: Obj = desired["metadata"]
         labels = dict(svc_labels)
         if not is_service_ip_set(service):
@@ -351,7 +441,7 @@ class EndpointsController(Controller):
         else:
             meta.pop("labels", None)
         annotations = dict(meta.get("annotations") or {})
-        stamp = trigger_time(service, pods)
+        stamp = latest_change(service, (t for t, _ in facts))
         if stamp:
             annotations[TRIGGER_TIME] = stamp
         else:

@@ -13,17 +13,18 @@ instead, and a Service with no endpoints keeps one empty placeholder slice.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from netd.api import errors
 from netd.client.client import resolve
 from netd.client.controller import Controller
 from netd.client.informer import index_by_namespace, key_of, split_key
-from netd.controllers.endpoints import (HEADLESS, TRIGGER_TIME, ensure_index,
-                                        find_port, is_service_ip_set, pod_ip_for_family,
-                                        selector_of, selects, service_family,
-                                        should_pod_be_in_endpoints, should_set_hostname,
-                                        target_ref, trigger_time)
+from netd.controllers.endpoints import (HEADLESS, TRIGGER_TIME, PodMemo, ensure_index,
+                                        find_port, is_service_ip_set, latest_change,
+                                        pod_change_time, pod_ip_for_family, selector_of,
+                                        selects, service_family, should_pod_be_in_endpoints,
+                                        should_set_hostname, target_ref)
 from netd.controllers.manager import ControllerContext
 from netd.controllers.podutil import is_pod_ready
 from netd.store.base import copy_obj
@@ -45,6 +46,9 @@ _RESERVED = (SERVICE_NAME, MANAGED_BY, HEADLESS)
 _NOT_MIRRORED = (TRIGGER_TIME, "kubectl.kubernetes.io/last-applied-configuration")
 
 PortsKey = tuple[tuple[Any, ...], ...]
+# What one pod contributes to its Service's slices: its change time (for the trigger
+# time) and, when it is an endpoint, (ports key, resolved ports, endpoint).
+PodSliceFacts = tuple[datetime | None, tuple[PortsKey, list[Obj], Obj] | None]
 
 
 def _ports_key(ports: list[Obj]) -> PortsKey:
@@ -97,6 +101,33 @@ def pod_ports(pod: Obj, service: Obj) -> list[Obj]:
     return out
 
 
+def pod_slice_facts(service: Obj, pod: Obj, node: Obj | None) -> PodSliceFacts:
+    """`pod`'s change time and its endpoint in `service`'s slices (with the ports it
+    resolves), or None when it is not one."""
+    stamp = pod_change_time(pod)
+    if not should_pod_be_in_endpoints(pod, True):
+        return stamp, None
+    ip = pod_ip_for_family(pod, service_family(service))
+    if ip is None:
+        return stamp, None
+    ports = pod_ports(pod, service)
+    if not ports and (service.get("spec") or {}).get("ports"):
+        return stamp, None  # no service port resolves on this pod
+    return stamp, (_ports_key(ports), ports, pod_endpoint(pod, service, ip, node))
+
+
+def desired_from_facts(facts: list[PodSliceFacts]
+                       ) -> dict[PortsKey, tuple[list[Obj], list[Obj]]]:
+    """Endpoints grouped by port set, in pod order (the dicts are shared with the memo:
+    the write path copies what it is given)."""
+    out: dict[PortsKey, tuple[list[Obj], list[Obj]]] = {}
+    for _, found in facts:
+        if found is not None:
+            pk, ports, ep = found
+            out.setdefault(pk, (ports, []))[1].append(ep)
+    return out
+
+
 def mirror_endpoints(endpoints: Obj, family: str) -> dict[PortsKey, tuple[list[Obj], list[Obj]]]:
     """A user-written Endpoints as (ports, endpoints) per port set (addressToEndpoint)."""
     out: dict[PortsKey, tuple[list[Obj], list[Obj]]] = {}
@@ -129,8 +160,17 @@ class EndpointSliceController(Controller):
         self.ctx = ctx
         self.services = self.watch(ctx.factory.informer(resolve("services")))
         self.pods = self.watch(ctx.factory.informer(resolve("pods")), keys_for=self.pod_keys)
-        self.slices = self.watch(ctx.factory.informer(resolve("endpointslices")),
-                                 keys_for=self.slice_keys)
+        # Slice events go through _on_slice_* (not watch()) so that the events of this
+        # controller's own writes are recognised and dropped, as upstream's
+        # endpointSliceTracker does: each write would otherwise re-run a full reconcile
+        # that finds nothing to do.
+        self.slices = ctx.factory.informer(resolve("endpointslices"))
+        self.slices.add_handler(self._on_slice_add, self._on_slice_update,
+                                self._on_slice_delete)
+        self.informers.append(self.slices)
+        # slice key -> resourceVersion of our last write of it; None after our delete.
+        self._own: dict[str, str | None] = {}
+        self._memo: PodMemo[PodSliceFacts] = PodMemo()
         self.endpoints = self.watch(ctx.factory.informer(resolve("endpoints")),
                                     keys_for=self.endpoints_keys)
         self.nodes = ctx.factory.informer(resolve("nodes"))
@@ -153,6 +193,31 @@ class EndpointSliceController(Controller):
             return []
         return self._slice_service(sl)
 
+    def _is_own(self, sl: Obj) -> bool:
+        key = key_of(sl)
+        return key in self._own and \
+            self._own[key] == (sl.get("metadata") or {}).get("resourceVersion")
+
+    def _enqueue_keys(self, sl: Obj) -> None:
+        for key in self.slice_keys(sl):
+            self.enqueue(key)
+
+    def _on_slice_add(self, sl: Obj) -> None:
+        if not self._is_own(sl):
+            self._enqueue_keys(sl)
+
+    def _on_slice_update(self, old: Obj, new: Obj) -> None:
+        if self._is_own(new):
+            return  # our write: it moves no slice between Services (same labels)
+        self._enqueue_keys(new)
+        self._enqueue_keys(old)
+
+    def _on_slice_delete(self, sl: Obj) -> None:
+        key = key_of(sl)
+        if key in self._own and self._own.pop(key) is None:
+            return  # our own delete
+        self._enqueue_keys(sl)
+
     def endpoints_keys(self, eps: Obj) -> list[str]:
         # Only selector-less Services mirror their Endpoints; the Endpoints the endpoints
         # controller writes for the others must not wake this controller.
@@ -174,6 +239,7 @@ class EndpointSliceController(Controller):
                     if ((s.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY)
                     in (CONTROLLER_NAME, MIRROR_NAME)]
         if service is None:
+            self._memo.forget(key)
             return  # its slices are owned by it: the garbage collector removes them
         spec = service.get("spec") or {}
         mode: str | None = None
@@ -188,19 +254,21 @@ class EndpointSliceController(Controller):
                  s.get("addressType") != family]
         ours = [s for s in existing if s not in stale]
         for s in stale:
-            await self.ctx.client.delete_if_exists("EndpointSlice", ns, s["metadata"]["name"])
+            await self._delete(ns, s["metadata"]["name"])
         if mode is None:
             return
         if mode == CONTROLLER_NAME:
-            pods = [p for p in self.pods.by_index("namespace", ns)
-                    if selects(selector_of(service), p)]
-            desired = self._desired_from_pods(service, pods, family)
+            selector = selector_of(service)
+            pods = [p for p in self.pods.by_index("namespace", ns) if selects(selector, p)]
+            facts = self._memo.values(key, service, pods, pod_slice_facts, self._node_of)
+            desired = desired_from_facts(facts)
             labels = self._labels(service, mode, service.get("metadata", {}).get("labels"))
             annotations: dict[str, str] = {}
-            stamp = trigger_time(service, pods)
+            stamp = latest_change(service, (t for t, _ in facts))
             if stamp:
                 annotations[TRIGGER_TIME] = stamp
         else:
+            self._memo.forget(key)
             eps = self.endpoints.get(key) or {}
             desired = mirror_endpoints(eps, family)
             labels = self._labels(service, mode, eps.get("metadata", {}).get("labels"))
@@ -218,23 +286,8 @@ class EndpointSliceController(Controller):
         return (meta.get("labels") or {}).get(SKIP_MIRROR) != "true" and \
             LEADER not in (meta.get("annotations") or {})
 
-    def _desired_from_pods(self, service: Obj, pods: list[Obj], family: str
-                           ) -> dict[PortsKey, tuple[list[Obj], list[Obj]]]:
-        out: dict[PortsKey, tuple[list[Obj], list[Obj]]] = {}
-        headless_no_ports = not (service.get("spec") or {}).get("ports")
-        for pod in pods:
-            if not should_pod_be_in_endpoints(pod, True):
-                continue
-            ip = pod_ip_for_family(pod, family)
-            if ip is None:
-                continue
-            ports = pod_ports(pod, service)
-            if not ports and not headless_no_ports:
-                continue  # no service port resolves on this pod
-            node = self.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
-            pk = _ports_key(ports)
-            out.setdefault(pk, (ports, []))[1].append(pod_endpoint(pod, service, ip, node))
-        return out
+    def _node_of(self, pod: Obj) -> Obj | None:
+        return self.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
 
     @staticmethod
     def _labels(service: Obj, mode: str, base: dict[str, str] | None) -> dict[str, str]:
@@ -297,7 +350,12 @@ class EndpointSliceController(Controller):
                               annotations)
         ns = service["metadata"].get("namespace", "")
         for s in to_delete:
-            await self.ctx.client.delete_if_exists("EndpointSlice", ns, s["metadata"]["name"])
+            await self._delete(ns, s["metadata"]["name"])
+
+    async def _delete(self, ns: str, name: str) -> None:
+        if await self.ctx.client.delete_if_exists("EndpointSlice", ns, name) is not None:
+            # Its delete event carries nothing this reconcile did not know.
+            self._own[f"{ns}/{name}"] = None
 
     async def _write(self, service: Obj, family: str, current: Obj | None, ports: list[Obj],
                      eps: list[Obj], labels: dict[str, str],
@@ -340,11 +398,14 @@ class EndpointSliceController(Controller):
         body["ports"] = ports
         try:
             if current is None:
-                created = await self.ctx.client.create("EndpointSlice", body)
-                log.info("created endpointslice %s/%s", created["metadata"]["namespace"],
-                         created["metadata"]["name"])
+                written = await self.ctx.client.create("EndpointSlice", body)
+                log.info("created endpointslice %s/%s", written["metadata"]["namespace"],
+                         written["metadata"]["name"])
             else:
-                await self.ctx.client.update("EndpointSlice", body)
+                written = await self.ctx.client.update("EndpointSlice", body)
+            # Recorded before the informer sees the event: the store commits and fans
+            # out without yielding, and nothing between here and there awaits.
+            self._own[key_of(written)] = written["metadata"].get("resourceVersion")
         except errors.Forbidden:
             if current is None:
                 return  # namespace terminating

@@ -335,3 +335,57 @@ def test_truncate(ready: int, not_ready: int, expect: tuple[int, int]) -> None:
     assert truncate_subsets(subsets) == (ready + not_ready > 1000)
     assert (len(subsets[0].get("addresses", [])),
             len(subsets[0].get("notReadyAddresses", []))) == expect
+
+
+# ---- per-pod memo (a readiness flip recomputes one pod, not all) ----------------------------
+
+def test_pod_memo_recomputes_only_replaced_objects() -> None:
+    calls: list[str] = []
+
+    def compute(svc: Obj, pod: Obj, dep: Any) -> str:
+        calls.append(pod["metadata"]["name"])
+        return f"{pod['metadata']['name']}@{dep}"
+
+    memo: epmod.PodMemo[str] = epmod.PodMemo()
+    svc = _svc()
+    deps = {"p1": "n1", "p2": "n1", "p3": "n2"}
+    pods = [_pod(n, f"10.0.0.{i}") for i, n in enumerate(deps, 1)]
+
+    def dep(p: Obj) -> str:
+        return deps[p["metadata"]["name"]]
+
+    assert memo.values("k", svc, pods, compute, dep) == ["p1@n1", "p2@n1", "p3@n2"]
+    assert memo.values("k", svc, pods, compute, dep) == ["p1@n1", "p2@n1", "p3@n2"]
+    assert calls == ["p1", "p2", "p3"]
+    calls.clear()
+    pods[1] = _pod("p2", "10.0.0.2", ready=False)     # a new object: recomputed
+    deps["p3"] = "n3"                                  # its dependency changed
+    assert memo.values("k", svc, pods, compute, dep) == ["p1@n1", "p2@n1", "p3@n3"]
+    assert calls == ["p2", "p3"]
+    calls.clear()
+    memo.values("k", svc, pods[:1], compute, dep)      # p2 and p3 left: dropped
+    assert calls == [] and len(memo._by_service["k"][1]) == 1
+    memo.values("k", _svc(), pods[:1], compute, dep)   # a changed Service starts afresh
+    assert calls == ["p1"]
+    memo.forget("k")
+    assert "k" not in memo._by_service
+
+
+@pytest.mark.parametrize("spec", [
+    {"ports": [{"name": "a", "port": 1, "targetPort": 11}]},
+    {"ports": [], "clusterIP": "None", "publishNotReadyAddresses": True},
+    {"ports": [{"name": "a", "port": 1, "targetPort": 11},
+               {"name": "b", "port": 2, "targetPort": 12, "protocol": "UDP"}]},
+], ids=["one-port", "headless-published", "two-ports"])
+def test_memoised_subsets_match_a_full_rebuild(spec: Obj) -> None:
+    svc = _svc(**spec)
+    memo: epmod.PodMemo[Any] = epmod.PodMemo()
+    pods = [_pod(f"p{i}", f"10.0.{i // 100}.{i % 100}", ready=i % 3 != 0) for i in range(250)]
+    for step in range(6):
+        facts = memo.values("k", svc, pods, epmod._pod_facts)
+        assert epmod.assemble_subsets(e for _, e in facts) == build_subsets(svc, pods)
+        assert epmod.latest_change(svc, (t for t, _ in facts)) == \
+            epmod.trigger_time(svc, pods)
+        flipped = _pod(f"p{step * 7}", f"10.0.0.{step * 7}", ready=step % 2 == 1)
+        flipped["status"]["conditions"][0]["lastTransitionTime"] = f"2024-05-01T12:0{step}:00Z"
+        pods[step * 7] = flipped

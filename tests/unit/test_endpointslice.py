@@ -170,3 +170,49 @@ async def test_external_name_and_unmanaged_slices_left_alone(env: Env) -> None:
         "addressType": "IPv4", "endpoints": [], "ports": []})
     await env.settle()
     assert slices(env, "ext") == [own]
+
+
+# ---- own writes vs others' (the endpointSliceTracker behaviour) ------------------------------
+
+async def test_own_writes_do_not_requeue(env: Env) -> None:
+    await env.service("web")
+    await env.pod("web-1", "web")
+    await env.pod("web-2", "web", "10.244.0.3")
+    await env.settle()
+    before = env.ctl.metrics.reconciles_total
+    await env.set_ready("web-1", False)
+    await env.settle()
+    [sl] = slices(env, "web")
+    assert [e["conditions"]["ready"] for e in sl["endpoints"]] == [False, True]
+    # One reconcile for the pod event; the slice update it wrote woke nothing.
+    assert env.ctl.metrics.reconciles_total - before == 1
+
+
+@pytest.mark.parametrize("edit", ["update", "delete"])
+async def test_others_changes_to_managed_slices_are_repaired(env: Env, edit: str) -> None:
+    await env.service("web")
+    await env.pod("web-1", "web")
+    await env.settle()
+    [sl] = slices(env, "web")
+    if edit == "update":
+        sl["endpoints"] = []
+        await env.client.update("EndpointSlice", sl)
+    else:
+        await env.client.delete("EndpointSlice", "default", sl["metadata"]["name"])
+    await env.settle()
+    [fixed] = slices(env, "web")
+    assert addresses(fixed) == ["10.244.0.2"]
+
+
+async def test_own_delete_of_a_stale_slice_is_quiet(env: Env) -> None:
+    await env.service("web")
+    await env.pod("web-1", "web")
+    await env.settle()
+    assert len(slices(env, "web")) == 1
+    before = env.ctl.metrics.reconciles_total
+    svc = env.client.get("Service", "default", "web")
+    del svc["spec"]["selector"]   # no selector and no Endpoints to mirror: no slices
+    await env.client.update("Service", svc)
+    await env.settle()
+    assert slices(env, "web") == []
+    assert env.ctl.metrics.reconciles_total - before == 1

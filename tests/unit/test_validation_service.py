@@ -173,6 +173,12 @@ def test_service_status_update() -> None:
         f'status.loadBalancer.ingress[0].ip: Invalid value: "nope": {IP_MSG}']
 
 
+SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                 "characters, '-' or '.', and must start and end with an alphanumeric "
+                 "character (e.g. 'example.com', regex used for validation is "
+                 "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+
+
 def endpoints(**subset: Any) -> dict[str, Any]:
     obj = {"metadata": {"name": "web", "namespace": "default"}, "subsets": [subset]}
     apply_defaults("Endpoints", obj)
@@ -202,6 +208,17 @@ EP_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
      ["subsets[0].ports[0].name: Required value", "subsets[0].ports[1].name: Required value"]),
     ("port-range", endpoints(addresses=[{"ip": "10.244.1.5"}], ports=[{"port": 0}]),
      ["subsets[0].ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"]),
+    # Valid addresses are remembered (the same ones are re-validated on every change):
+    # a known-good ip next to a bad nodeName, a non-string nodeName or ip still fail.
+    ("known-ip-bad-node", endpoints(
+        addresses=[{"ip": "10.244.1.5", "nodeName": "n1"},
+                   {"ip": "10.244.1.5", "nodeName": "Node_1"}],
+        notReadyAddresses=[{"ip": "10.244.1.6"}, {"ip": "10.244.1.6", "nodeName": 5},
+                           {"ip": 7}]),
+     [f'subsets[0].addresses[1].nodeName: Invalid value: "Node_1": {SUBDOMAIN_MSG}',
+      f"subsets[0].notReadyAddresses[1].nodeName: Invalid value: 5: {SUBDOMAIN_MSG}",
+      f'subsets[0].notReadyAddresses[2].ip: Invalid value: "": {IP_MSG}',
+      'subsets[0].notReadyAddresses[2].ip: Invalid value: "": must be a valid IP address']),
 ]
 
 

@@ -7,6 +7,7 @@ clusterIP/clusterIPs through the same normalisation the service strategy applies
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -347,6 +348,22 @@ def _validate_endpoint_address(addr: dict[str, Any], path: str) -> list[FieldErr
     return errs
 
 
+@functools.lru_cache(maxsize=65536)
+def _address_ok(ip: str, host: str, node: str | None) -> bool:
+    # Cached: the Endpoints of a 1,000-pod Service re-validate the same 1,000 addresses
+    # on every readiness change; the answer depends on these three strings only.
+    addr: dict[str, Any] = {"ip": ip, "hostname": host}
+    if node is not None:
+        addr["nodeName"] = node
+    return not _validate_endpoint_address(addr, "")
+
+
+def _address_valid(addr: dict[str, Any]) -> bool:
+    node = addr.get("nodeName")
+    return (node is None or isinstance(node, str)) and \
+        _address_ok(as_str(addr.get("ip")), as_str(addr.get("hostname")), node)
+
+
 def validate_endpoints(obj: dict[str, Any]) -> list[FieldError]:
     errs = validate_object_meta(obj, True, name_is_dns_subdomain)
     for i, subset in enumerate(as_list(obj.get("subsets"))):
@@ -355,11 +372,11 @@ def validate_endpoints(obj: dict[str, Any]) -> list[FieldError]:
         not_ready = as_list(subset.get("notReadyAddresses"))
         if not addrs and not not_ready:
             errs.append(required(p, "must specify `addresses` or `notReadyAddresses`"))
-        for j, a in enumerate(addrs):
-            errs.extend(_validate_endpoint_address(as_dict(a), index(child(p, "addresses"), j)))
-        for j, a in enumerate(not_ready):
-            errs.extend(_validate_endpoint_address(as_dict(a),
-                                                   index(child(p, "notReadyAddresses"), j)))
+        for field, listed in (("addresses", addrs), ("notReadyAddresses", not_ready)):
+            for j, a in enumerate(listed):
+                a = as_dict(a)
+                if not _address_valid(a):   # the field path is built only for errors
+                    errs.extend(_validate_endpoint_address(a, index(child(p, field), j)))
         ports = as_list(subset.get("ports"))
         for j, port in enumerate(ports):
             pp, port = index(child(p, "ports"), j), as_dict(port)
