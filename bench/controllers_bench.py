@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from netd.daemon import tune_gc  # noqa: E402
 from netd.api.kinds import REGISTRY, ResourceType
 from netd.client.controller import DURATION_BUCKETS, Controller
 from netd.config import Config, NodeConfig, validate
@@ -140,7 +141,7 @@ class Cluster:
         self = cls(config, store, api, ctx, [collector, namespaces, *controllers], sup)
         await asyncio.wait_for(self._until(lambda: manager.synced(ctx) and graph.synced.is_set()
                                            and len(store.list("nodes")[0]) == nodes), 30)
-        gc.freeze()   # as the daemon does once started
+        tune_gc()   # as the daemon does once started
         await self.settle(30)
         return self
 

@@ -105,7 +105,7 @@ class StateCache:
         event = WatchEvent(ADDED if prev is None else MODIFIED, stored.rv, stored.resource,
                            stored.namespace, stored.name, stored.obj, stored.raw,
                            prev.obj if prev is not None else None)
-        self._publish(event)
+        self._publish(event, prev.raw if prev is not None else None)
         return event
 
     def apply_delete(self, last: StoredObject) -> WatchEvent:
@@ -116,7 +116,7 @@ class StateCache:
         prev = idx.remove(last.namespace, last.name) if idx is not None else None
         event = WatchEvent(DELETED, last.rv, last.resource, last.namespace, last.name,
                            last.obj, last.raw, prev.obj if prev is not None else None)
-        self._publish(event)
+        self._publish(event, prev.raw if prev is not None else None)
         return event
 
     def watch(self, resource: str | None, namespace: str | None,
@@ -147,6 +147,6 @@ class StateCache:
                 f"store revision went backwards: {rv} after {self._rev}")
         self._rev = rv
 
-    def _publish(self, event: WatchEvent) -> None:
-        self._history.append(event)
+    def _publish(self, event: WatchEvent, prev_raw: bytes | None) -> None:
+        self._history.append(event, prev_raw)
         self._hub.dispatch(event)

@@ -14,6 +14,8 @@ import asyncio
 from collections import deque
 from typing import Callable
 
+import orjson
+
 from netd.api import errors
 from netd.store.base import WatchEvent, Watcher
 
@@ -154,12 +156,19 @@ class WatcherHub:
 
 
 class EventHistory:
-    """The last `size` events, and the oldest revision a watch may start from."""
+    """The last `size` events, and the oldest revision a watch may start from.
+
+    Kept as encoded bytes, not objects: a window of 100,000 events of large objects
+    (a 1,000-address Endpoints) held as dicts is millions of objects the cyclic
+    garbage collector must walk on every full collection (pauses of 100+ ms seen in
+    bench/controllers_bench.py). Replays are rare (a watch resuming from the past);
+    they decode on demand."""
 
     __slots__ = ("_events", "_floor")
 
     def __init__(self, size: int, start_revision: int) -> None:
-        self._events: deque[WatchEvent] = deque(maxlen=max(0, size))
+        self._events: deque[tuple[str, int, str, str, str, bytes, bytes | None]] = \
+            deque(maxlen=max(0, size))
         # Every event after `_floor` is in the window. Starts at the revision the
         # backend was opened at: history is not persisted.
         self._floor = start_revision
@@ -171,14 +180,17 @@ class EventHistory:
     def __len__(self) -> int:
         return len(self._events)
 
-    def append(self, event: WatchEvent) -> None:
+    def append(self, event: WatchEvent, prev_raw: bytes | None = None) -> None:
         events = self._events
         if events.maxlen == 0:
             self._floor = event.rv
             return
         if len(events) == events.maxlen:
-            self._floor = events[0].rv
-        events.append(event)
+            self._floor = events[0][1]
+        if prev_raw is None and event.prev is not None:
+            prev_raw = orjson.dumps(event.prev)
+        events.append((event.type, event.rv, event.resource, event.namespace, event.name,
+                       event.raw, prev_raw))
 
     def since(self, from_rv: int, resource: str | None,
               namespace: str | None) -> list[WatchEvent]:
@@ -190,16 +202,12 @@ class EventHistory:
         out: list[WatchEvent] = []
         # Walk back from the newest: watches mostly resume from a recent revision,
         # so this costs the replay length, not the window size.
-        for ev in reversed(self._events):
-            if ev.rv <= from_rv:
+        for typ, rv, res, ns, name, raw, prev_raw in reversed(self._events):
+            if rv <= from_rv:
                 break
-            if _matches(ev, resource, namespace):
-                out.append(ev)
+            if (resource is None or res == resource) and \
+                    (namespace is None or ns == namespace):
+                out.append(WatchEvent(typ, rv, res, ns, name, orjson.loads(raw), raw,
+                                      orjson.loads(prev_raw) if prev_raw else None))
         out.reverse()
         return out
-
-
-def _matches(ev: WatchEvent, resource: str | None, namespace: str | None) -> bool:
-    return ((resource is None or ev.resource == resource)
-            and (namespace is None or ev.namespace == namespace))
-

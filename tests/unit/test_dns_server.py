@@ -91,13 +91,27 @@ class Harness:
         return out
 
 
+def udp_tcp_pair() -> tuple[socket.socket, socket.socket, int]:
+    """A UDP and a TCP socket on the same free loopback port. The port the kernel
+    picked for UDP may be taken for TCP (another test's ephemeral connection): retry."""
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind(("127.0.0.1", port))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        return udp, tcp, port
+    raise RuntimeError("no loopback port free for both UDP and TCP")
+
+
 async def start(server: DnsServer) -> tuple[Harness, list[Any]]:
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    port = udp.getsockname()[1]
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", port))
+    udp, tcp, port = udp_tcp_pair()
     tcp.listen(16)
     udp.setblocking(False)
     tcp.setblocking(False)
@@ -378,10 +392,9 @@ class FakeUpstream(asyncio.DatagramProtocol):
 async def upstream() -> AsyncIterator[tuple[FakeUpstream, int]]:
     loop = asyncio.get_running_loop()
     fake = FakeUpstream()
-    transport, _ = await loop.create_datagram_endpoint(lambda: fake,
-                                                       local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    tcp = await asyncio.start_server(fake.handle_tcp, "127.0.0.1", port)
+    udp, tcp_sock, port = udp_tcp_pair()
+    transport, _ = await loop.create_datagram_endpoint(lambda: fake, sock=udp)
+    tcp = await asyncio.start_server(fake.handle_tcp, sock=tcp_sock)
     yield fake, port
     transport.close()
     tcp.close()
