@@ -96,7 +96,12 @@ def test_seed001_volume_survives_scale_down_and_up(netns_cluster: Cluster) -> No
              what="scale down to 1")
     c.kubectl("scale", "sts", "myapp", "--replicas=3")
     wait_for(lambda: ready(c, "myapp-2"), 90, what="scale back up to 3")
-    c.kubectl("delete", "pod", "myapp-0")
-    wait_for(lambda: ready(c, "myapp-0"), 90, what="myapp-0 recreated")
+    old_uid = pod(c, "myapp-0")["metadata"]["uid"]
+    # --wait=false: netd's StatefulSet recreates the pod within milliseconds, inside the
+    # window between kubectl's GET and its LIST+watch, so kubectl's own deletion wait
+    # would then watch the new pod. Wait on the identity change instead.
+    c.kubectl("delete", "pod", "myapp-0", "--wait=false")
+    wait_for(lambda: pod(c, "myapp-0")["metadata"]["uid"] != old_uid and ready(c, "myapp-0"),
+             90, what="myapp-0 recreated with a new uid")
     ip = pod(c, "myapp-0")["status"]["podIP"]
     assert http_get(f"http://{ip}/").strip() == "1324"
