@@ -97,8 +97,9 @@ class Client:
         return await self._update(kind, body, None)
 
     async def update_status(self, kind: str | ResourceType, body: Obj) -> Obj:
-        """Write only .status (the status subresource: spec and metadata changes in
-        `body` are ignored, as kube-apiserver does)."""
+        """Write through the status subresource: spec changes in `body` are ignored and
+        ownerReferences/finalizers kept, as kube-apiserver does; labels and annotations
+        may change (the Deployment controller writes its revision annotation this way)."""
         return await self._update(kind, body, "status")
 
     async def _update(self, kind: str | ResourceType, body: Obj,

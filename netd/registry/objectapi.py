@@ -13,6 +13,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import orjson
+
 from netd.api import errors
 from netd.api.defaults import apply_defaults
 from netd.api.fieldcheck import prune, unknown_fields
@@ -367,8 +369,6 @@ def _version(api_version: Any) -> str:
 
 def _unsaved(rt: ResourceType, obj: dict[str, Any], rv: int) -> StoredObject:
     """What a dry run answers: the object as it would be stored."""
-    import orjson
-
     meta = obj["metadata"]
     return StoredObject(rt.group_resource, meta.get("namespace", ""), meta.get("name", ""),
                         rv, obj, orjson.dumps(obj))
