@@ -33,7 +33,8 @@ from netd.controllers.manager import ControllerContext
 from netd.controllers.podexpectations import PodExpectations
 from netd.controllers.podutil import (controller_ref, is_controlled_by, new_controller_ref,
                                       template_hash)
-from netd.controllers.statefulset import BY_CONTROLLER, BY_NAMESPACE, ensure_index
+from netd.controllers.owners import ensure_index, owner_keys
+from netd.controllers.statefulset import BY_CONTROLLER, BY_NAMESPACE
 from netd.store.base import copy_obj
 
 log = logging.getLogger("netd.controllers.daemonset")
@@ -78,12 +79,10 @@ class DaemonSetController(Controller):
 
     def _pod_keys(self, pod: Obj) -> list[str]:
         ns = pod["metadata"].get("namespace") or ""
-        ref = controller_ref(pod)
-        if ref is not None:
-            return [f"{ns}/{ref['name']}"] if ref.get("kind") == "DaemonSet" else []
-        labels = pod["metadata"].get("labels") or {}
-        return [key_of(ds) for ds in self.sets.by_index(BY_NAMESPACE, ns)
-                if _selector(ds).matches(labels)]
+        return owner_keys(pod, lambda ref: ref.get("kind") == "DaemonSet",
+                          self.sets.by_index(BY_NAMESPACE, ns),
+                          lambda ds, p: _selector(ds).matches(
+                              p["metadata"].get("labels") or {}))
 
     def _node_changed(self, node: Obj) -> None:
         # A node added or removed may change where any daemon runs.

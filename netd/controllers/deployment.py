@@ -27,9 +27,10 @@ from netd.controllers.deployment_rollout import Rollout
 from netd.controllers.events import WARNING
 from netd.controllers.expectations import WriteExpectations
 from netd.controllers.manager import ControllerContext
+from netd.controllers.owners import ensure_index
 from netd.controllers.podutil import controller_ref, new_controller_ref
 from netd.controllers.replicaset import CONTROLLER_INDEX, NAMESPACE_INDEX, ORPHAN_INDEX, \
-    PODS, REPLICASETS, api_group, ensure_index, index_orphans_by_namespace, is_deleting
+    PODS, REPLICASETS, api_group, index_orphans_by_namespace, is_deleting
 from netd.registry.objectapi import STRATEGIC_PATCH
 from netd.store.base import copy_obj
 

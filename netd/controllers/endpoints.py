@@ -24,6 +24,7 @@ from netd.client.controller import Controller
 from netd.client.informer import Informer, index_by_namespace, key_of, split_key
 from netd.controllers.events import WARNING
 from netd.controllers.manager import ControllerContext
+from netd.controllers.owners import ensure_index
 from netd.controllers.podutil import is_pod_ready, parse_time
 
 log = logging.getLogger("netd.controllers.endpoints")
@@ -359,14 +360,6 @@ def _without(labels: dict[str, str] | None, key: str) -> dict[str, str]:
 
 def _pod_facts(service: Obj, pod: Obj, _: Any) -> tuple[datetime | None, AddressEntry | None]:
     return pod_change_time(pod), address_entry(service, pod)
-
-
-def ensure_index(informer: Informer, name: str, fn: Any) -> None:
-    """Add an index unless another controller sharing the informer already did."""
-    try:
-        informer.add_index(name, fn)
-    except ValueError:
-        pass
 
 
 class EndpointsController(Controller):

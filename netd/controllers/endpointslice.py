@@ -20,12 +20,13 @@ from netd.api import errors
 from netd.client.client import resolve
 from netd.client.controller import Controller
 from netd.client.informer import index_by_namespace, key_of, split_key
-from netd.controllers.endpoints import (HEADLESS, TRIGGER_TIME, PodMemo, ensure_index,
+from netd.controllers.endpoints import (HEADLESS, TRIGGER_TIME, PodMemo,
                                         find_port, is_service_ip_set, latest_change,
                                         pod_change_time, pod_ip_for_family, selector_of,
                                         selects, service_family, should_pod_be_in_endpoints,
                                         should_set_hostname, target_ref)
 from netd.controllers.manager import ControllerContext
+from netd.controllers.owners import ensure_index
 from netd.controllers.podutil import is_pod_ready
 from netd.store.base import copy_obj
 

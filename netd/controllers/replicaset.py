@@ -28,11 +28,12 @@ from netd.api import errors
 from netd.api.kinds import REGISTRY, ResourceType
 from netd.api.selectors import LabelSelector, selector_from_dict, selector_from_set
 from netd.client.controller import Controller
-from netd.client.informer import Informer, IndexFunc, index_by_controller_uid, \
+from netd.client.informer import index_by_controller_uid, \
     index_by_namespace, key_of
 from netd.controllers.events import NORMAL, WARNING
 from netd.controllers.expectations import WriteExpectations
 from netd.controllers.manager import ControllerContext
+from netd.controllers.owners import ensure_index, owner_keys
 from netd.controllers.podutil import controller_ref, is_pod_active, new_controller_ref, \
     pod_from_template
 from netd.controllers.replicaset_util import calculate_status, next_availability_check, \
@@ -64,14 +65,6 @@ def index_orphans_by_namespace(obj: Obj) -> list[str]:
     if controller_ref(obj) is not None:
         return []
     return index_by_namespace(obj)
-
-
-def ensure_index(informer: Informer, name: str, fn: IndexFunc) -> None:
-    """Add an index unless a controller sharing this informer already did."""
-    try:
-        informer.add_index(name, fn)
-    except ValueError:
-        pass
 
 
 def api_group(api_version: str) -> str:
@@ -153,22 +146,12 @@ class ReplicaManager(Controller):
     # ---- event mapping ----------------------------------------------------------------
 
     def pod_keys(self, pod: Obj) -> list[str]:
-        meta = pod.get("metadata") or {}
-        ns = meta.get("namespace") or ""
-        ref = controller_ref(pod)
-        if ref is not None:
-            return [f"{ns}/{ref.get('name')}"] if self._owns(ref) else []
-        if is_deleting(pod):
+        if controller_ref(pod) is None and is_deleting(pod):
             return []
-        labels = meta.get("labels") or {}
-        keys = []
-        for owner in self.owners.by_index(NAMESPACE_INDEX, ns):
-            try:
-                if self.selector(owner).matches(labels):
-                    keys.append(key_of(owner))
-            except errors.BadRequest:
-                continue
-        return keys
+        ns = pod["metadata"].get("namespace") or ""
+        return owner_keys(pod, self._owns, self.owners.by_index(NAMESPACE_INDEX, ns),
+                          lambda owner, p: self.selector(owner).matches(
+                              p["metadata"].get("labels") or {}))
 
     # ---- reconcile --------------------------------------------------------------------
 

@@ -22,8 +22,7 @@ from netd.api import errors
 from netd.api.kinds import resource
 from netd.api.selectors import LabelSelector, format_label_selector, selector_from_dict
 from netd.client.controller import Controller
-from netd.client.informer import (Informer, index_by_controller_uid, index_by_namespace,
-                                  key_of)
+from netd.client.informer import index_by_controller_uid, index_by_namespace, key_of
 from netd.controllers import statefulset_pods as sp
 from netd.controllers.controllerhistory import (CONTROLLER_REVISION, RevisionWriter,
                                                 equal_revision,
@@ -32,6 +31,7 @@ from netd.controllers.controllerhistory import (CONTROLLER_REVISION, RevisionWri
                                                 template_patch)
 from netd.controllers.events import NORMAL, WARNING
 from netd.controllers.manager import ControllerContext
+from netd.controllers.owners import ensure_index, owner_keys
 from netd.controllers.podexpectations import PodExpectations
 from netd.controllers.statefulset_control import StatefulSetSync
 from netd.controllers.podutil import controller_ref, is_controlled_by, new_controller_ref
@@ -48,14 +48,6 @@ BY_NAMESPACE = "namespace"
 STS = resource("apps", "statefulsets")
 POD = resource("", "pods")
 PVC = resource("", "persistentvolumeclaims")
-
-
-def ensure_index(inf: Informer, name: str, fn: Any) -> None:
-    """Informers are shared: another controller may have added the same standard index."""
-    try:
-        inf.add_index(name, fn)
-    except ValueError:
-        pass
 
 
 class StatefulSetController(Controller):
@@ -75,16 +67,10 @@ class StatefulSetController(Controller):
 
     def _pod_keys(self, pod: Obj) -> list[str]:
         ns = pod["metadata"].get("namespace") or ""
-        ref = controller_ref(pod)
-        if ref is not None:
-            return [f"{ns}/{ref['name']}"] if ref.get("kind") == "StatefulSet" else []
-        # An orphan: every set that would adopt it (upstream's getStatefulSetsForPod).
-        labels = pod["metadata"].get("labels") or {}
-        out = []
-        for sts in self.sets.by_index(BY_NAMESPACE, ns):
-            if sp.is_member_of(sts, pod) and _selector(sts).matches(labels):
-                out.append(key_of(sts))
-        return out
+        return owner_keys(pod, lambda ref: ref.get("kind") == "StatefulSet",
+                          self.sets.by_index(BY_NAMESPACE, ns),
+                          lambda sts, p: sp.is_member_of(sts, p) and _selector(sts).matches(
+                              p["metadata"].get("labels") or {}))
 
     # ---- reconcile -----------------------------------------------------------------
 
