@@ -1,6 +1,8 @@
 """A command started for pods/exec, with its stdio as asyncio streams: pipes, or a
 pseudo-terminal for `-t` (stdout and stderr merged, as a TTY exec has no stderr channel,
-and window size changes applied with TIOCSWINSZ)."""
+and window size changes applied with TIOCSWINSZ). The terminal's master is written with
+netd.fdio.FdWriter, not a write-pipe transport (uvloop's would read the master and
+swallow the command's output)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,13 +14,14 @@ import termios
 from typing import Any, Awaitable, Callable
 
 from netd.apiserver import wsproto
+from netd.fdio import FdWriter
 
 Spawn = Callable[..., Awaitable[asyncio.subprocess.Process]]
 
 
 class ExecProcess:
     def __init__(self, proc: asyncio.subprocess.Process, outputs: dict[int,
-                 asyncio.StreamReader], stdin: asyncio.StreamWriter | None,
+                 asyncio.StreamReader], stdin: asyncio.StreamWriter | FdWriter | None,
                  master: int | None = None, transports: list[asyncio.BaseTransport]
                  | None = None) -> None:
         self.proc = proc
@@ -31,6 +34,9 @@ class ExecProcess:
     async def write_stdin(self, data: bytes) -> None:
         if self._stdin is None or self._stdin_closed or not data:
             return
+        if isinstance(self._stdin, FdWriter):
+            await self._stdin.write(data)
+            return
         self._stdin.write(data)
         await self._stdin.drain()
 
@@ -38,9 +44,9 @@ class ExecProcess:
         if self._stdin is None or self._stdin_closed:
             return
         self._stdin_closed = True
-        if self._master is not None:
+        if isinstance(self._stdin, FdWriter):
             # A terminal has no half-close: end of input is ^D to the line discipline.
-            self._stdin.write(b"\x04")
+            self._stdin.write_nowait(b"\x04")
             return
         self._stdin.close()
 
@@ -66,7 +72,7 @@ class ExecProcess:
     def close(self) -> None:
         for t in self._transports:
             t.close()
-        if self._stdin is not None and self._master is None:
+        if self._stdin is not None:
             self._stdin.close()
         self._transports = []
 
@@ -77,14 +83,6 @@ async def _reader_for(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransp
     transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
     return reader, transport
-
-
-async def _writer_for(fd: int) -> tuple[asyncio.StreamWriter, asyncio.BaseTransport]:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(fd, "wb", buffering=0))
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    return writer, transport
 
 
 async def start_exec(spawn: Spawn, sb: Any, argv: list[str], *, env: dict[str, str],
@@ -117,10 +115,8 @@ async def start_exec(spawn: Spawn, sb: Any, argv: list[str], *, env: dict[str, s
     finally:
         os.close(slave)
     reader, rt = await _reader_for(os.dup(master))
-    writer, wt = await _writer_for(os.dup(master))
-    transports = [rt, wt]
     exe = ExecProcess(proc, {wsproto.STDOUT: reader} if stdout else {},
-                      writer if stdin else None, master, transports)
+                      FdWriter(os.dup(master)) if stdin else None, master, [rt])
     # The master itself stays open for TIOCSWINSZ until the process is gone.
     orig_close = exe.close
 

@@ -33,24 +33,48 @@ def cri_lines(stream: str, data: bytes, partial_tail: bool, now: str) -> bytes:
     return b"".join(out)
 
 
-async def pump(reader: asyncio.StreamReader, stream: str, out: BinaryIO) -> None:
-    buf = b""
-    while True:
-        chunk = await reader.read(65536)
-        if not chunk:
-            break
-        buf += chunk
+class LineLog:
+    """One stream's bytes, as they arrive, turned into CRI log lines: complete lines at
+    once, a line longer than 16 KiB cut into P entries, the rest held until its newline
+    (or `close`). Both streams of an instance share the file; each write is whole lines."""
+
+    def __init__(self, stream: str, out: BinaryIO) -> None:
+        self.stream = stream
+        self.out = out
+        self.buf = b""
+
+    def feed(self, chunk: bytes) -> None:
+        buf = self.buf + chunk
         cut = buf.rfind(b"\n")
         if cut >= 0:
-            out.write(cri_lines(stream, buf[:cut + 1], False, cri_time()))
-            buf = buf[cut + 1:]
+            done, buf = buf[:cut + 1], buf[cut + 1:]
+            now = cri_time()
+            if len(done) <= MAX_LINE:
+                self.out.write(cri_lines(self.stream, done, False, now))
+            else:
+                self.out.write(b"".join(self._entries(line, now)
+                                        for line in done[:-1].split(b"\n")))
         while len(buf) >= MAX_LINE:
-            out.write(cri_lines(stream, buf[:MAX_LINE], True, cri_time()))
+            self.out.write(cri_lines(self.stream, buf[:MAX_LINE], True, cri_time()))
             buf = buf[MAX_LINE:]
-        out.flush()
-    if buf:
-        out.write(cri_lines(stream, buf + b"\n", False, cri_time()))
-        out.flush()
+        self.buf = buf
+        self.out.flush()
+
+    def _entries(self, line: bytes, now: str) -> bytes:
+        """One complete line; longer than 16 KiB, it is cut into P entries first."""
+        out = []
+        while len(line) > MAX_LINE:
+            out.append(cri_lines(self.stream, line[:MAX_LINE], True, now))
+            line = line[MAX_LINE:]
+        out.append(cri_lines(self.stream, line + b"\n", False, now))
+        return b"".join(out)
+
+    def close(self) -> None:
+        """The stream ended: a last unterminated line is written as a full one."""
+        if self.buf:
+            self.out.write(cri_lines(self.stream, self.buf + b"\n", False, cri_time()))
+            self.buf = b""
+            self.out.flush()
 
 
 def log_file(pod_dir: Path, container: str, restart_count: int) -> Path:

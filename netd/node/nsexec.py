@@ -237,7 +237,7 @@ def in_netns(path: str, fn: Callable[[], T]) -> T:
 # ---- processes ------------------------------------------------------------------------------
 
 def _prepare_child(net_fd: int, uts_fd: int, etc: str, mounts: Sequence[tuple[str, str, bool]],
-                   cwd: str | None, tty: bool) -> None:
+                   cwd: str | None, tty_fd: int | None) -> None:
     """Runs in the forked child before exec (everything it needs was computed before
     the fork; it takes no Python-level locks)."""
     try:
@@ -267,8 +267,16 @@ def _prepare_child(net_fd: int, uts_fd: int, etc: str, mounts: Sequence[tuple[st
             mount(src, dst, None, MS_BIND | MS_REC)
             if read_only:
                 mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-        if tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if tty_fd is not None:
+            # The terminal becomes the controlling one of a new session. By the slave's
+            # own descriptor and with our own setsid: uvloop (the daemon's loop) runs
+            # this hook before it sets up the child's stdio and session, the stdlib
+            # after (then setsid fails with EPERM, already a leader, and is ignored).
+            try:
+                os.setsid()
+            except OSError:
+                pass
+            fcntl.ioctl(tty_fd, termios.TIOCSCTTY, 0)
         if cwd:
             os.chdir(cwd)
     except OSError as exc:
@@ -296,10 +304,11 @@ async def spawn(sb: Sandbox, argv: list[str], *, env: dict[str, str],
         # Resolve a bare name against the env's PATH up front: the child would look it
         # up in the daemon's PATH otherwise.
         program = _which(argv[0], env.get("PATH"))
+        tty_fd = (stdin if isinstance(stdin, int) and stdin >= 0 else 0) if tty else None
         return await asyncio.create_subprocess_exec(
             program, *argv[1:], env=env, stdin=stdin, stdout=stdout, stderr=stderr,
             start_new_session=start_new_session or tty,
-            preexec_fn=lambda: _prepare_child(net_fd, uts_fd, etc, mounts, cwd, tty))
+            preexec_fn=lambda: _prepare_child(net_fd, uts_fd, etc, mounts, cwd, tty_fd))
     finally:
         os.close(net_fd)
         os.close(uts_fd)

@@ -1,6 +1,7 @@
-"""The node's view for exec / logs / port-forward: which sandbox a pod has, how a
-command runs in one of its containers, where its logs are. One PodRuntime per node
-agent, registered by node name in RUNTIMES; the exec/logs helper uses only this."""
+"""The node's view for exec / attach / logs / port-forward: which sandbox a pod has, how
+a command runs in one of its containers, its running instance's stdio, where its logs
+are. One PodRuntime per node agent, registered by node name in RUNTIMES; the streaming
+endpoints (netd.apiserver.streaming) use only this."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from netd.node.sandbox import Sandbox
 
 if TYPE_CHECKING:
+    from netd.node.containerio import ContainerIO
     from netd.node.workloads import PodWorker
 
 Mount = tuple[str, str, bool]
@@ -43,6 +45,18 @@ class PodRuntime:
                  ) -> Path | None:
         w = self._worker(ns, pod)
         return w.log_path(container, previous) if w is not None else None
+
+    def attach(self, ns: str, pod: str, container: str) -> ContainerIO | None:
+        """The container's running instance to attach to: subscribe()/unsubscribe(q),
+        write_stdin(data), close_stdin(), resize(width, height), and `tty`, `stdin`
+        (open), `stdin_once`. None when the pod or container is not on this node;
+        LookupError naming the state when the container is not running."""
+        w = self._worker(ns, pod)
+        return w.attach(container) if w is not None else None
+
+    def container_running(self, ns: str, pod: str, container: str) -> bool:
+        w = self._worker(ns, pod)
+        return w is not None and w.running(container)
 
     def containers(self, ns: str, pod: str) -> list[str]:
         w = self._worker(ns, pod)
