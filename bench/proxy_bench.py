@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import random
@@ -112,11 +113,51 @@ def iperf(client: Sandbox, ip: str, port: int, seconds: int) -> float:
     return float(doc["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
+async def part_d(node1: list[NodeProxy], tracker: Tracker, cfg: Config, n2: NodeNet,
+                 big: int, profile: str) -> None:
+    gw = lambda n, h: n.gateway.rsplit(".", 1)[0] + f".{h}"  # noqa: E731
+    print(f"(d) {big} services x 5 endpoints")
+    ports = [sp(f"s{i}", svc_ip(cfg, 1000 + i), tuple(
+        Endpoint(gw(n2, 10 + (i * 5 + j) % 240), 8080 + j, True, True, False, "node-2")
+        for j in range(5))) for i in range(big)]
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
+    full_t = await program(node1, tracker, ports, full=True)
+    full_t2 = await program(node1, tracker, ports, full=True)
+    if prof:
+        prof.disable()
+        prof.dump_stats(profile + ".full")
+        prof = cProfile.Profile()
+        prof.enable()
+    print(f"    full sync (one node, render + nft): first {full_t * 1000:.0f} ms, "
+          f"again {full_t2 * 1000:.0f} ms")
+    changes: list[float] = []
+    for k in range(50):
+        i = random.randrange(big)
+        old = ports[i]
+        eps = old.endpoints[1:] + (Endpoint(gw(n2, 250), 9000 + k, True, True, False,
+                                            "node-2"),)
+        ports[i] = replace(old, endpoints=eps)
+        changes.append(await program(node1, tracker, ports))
+    if prof:
+        prof.disable()
+        prof.dump_stats(profile)
+    changes.sort()
+    p50, p99 = changes[len(changes) // 2], changes[int(len(changes) * 0.99) - 1]
+    print(f"    endpoint change -> live (partial sync, one node): p50 {p50 * 1000:.1f} ms "
+          f"p99 {p99 * 1000:.1f} ms max {changes[-1] * 1000:.1f} ms")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--parts", default="abcd", help="which of (a)-(d) to run")
+    ap.add_argument("--services", type=int, default=0,
+                    help="the big scale of (c) and (d) (default 10,000; 2,000 with --quick)")
+    ap.add_argument("--profile", default="", help="cProfile (d)'s syncs into this file")
     args = ap.parse_args()
-    big = 2000 if args.quick else 10000
+    big = args.services or (2000 if args.quick else 10000)
     a, b, c = random.sample(range(100, 250), 3)
     name = "pb" + os.urandom(2).hex()
     cfg = replace(Config(), cluster_name=name, pod_cidr=f"10.{a}.0.0/16",
@@ -127,6 +168,7 @@ async def main() -> None:
     iperf_proc = None
     managers: list[SandboxManager] = []
     servers: list[asyncio.AbstractServer] = []
+    proxies: list[NodeProxy] = []
     try:
         n1, n2 = await net.ensure()
         m1, m2 = SandboxManager(cfg, n1), SandboxManager(cfg, n2)
@@ -161,53 +203,39 @@ async def main() -> None:
                 break
             await asyncio.sleep(0.05)
 
-        secs = 2 if args.quick else 3
-        print("(a) TCP throughput, iperf3 %ds, Gbit/s" % secs)
-        direct = iperf(client, server.ip, 5201, secs)
-        cip = iperf(client, perf.cluster_ips[0], 5201, secs)
-        nport = iperf(client, n2.ip, 30521, secs)
-        print(f"    direct {direct:.2f}  ClusterIP {cip:.2f} ({cip / direct:.2f}x)  "
-              f"NodePort {nport:.2f} ({nport / direct:.2f}x)")
+        if "a" in args.parts:
+            secs = 2 if args.quick else 3
+            print("(a) TCP throughput, iperf3 %ds, Gbit/s" % secs)
+            direct = iperf(client, server.ip, 5201, secs)
+            cip = iperf(client, perf.cluster_ips[0], 5201, secs)
+            nport = iperf(client, n2.ip, 30521, secs)
+            print(f"    direct {direct:.2f}  ClusterIP {cip:.2f} ({cip / direct:.2f}x)  "
+                  f"NodePort {nport:.2f} ({nport / direct:.2f}x)")
 
-        total = 1000 if args.quick else 3000
-        print(f"(b) new connections/s ({total}, 32 in flight)")
-        d = await conn_rate(client, server.ip, 8080, total)
-        v = await conn_rate(client, web.cluster_ips[0], 80, total)
-        print(f"    direct {d:.0f}/s  ClusterIP {v:.0f}/s ({v / d:.2f}x)")
+        if "b" in args.parts:
+            total = 1000 if args.quick else 3000
+            print(f"(b) new connections/s ({total}, 32 in flight)")
+            d = await conn_rate(client, server.ip, 8080, total)
+            v = await conn_rate(client, web.cluster_ips[0], 80, total)
+            print(f"    direct {d:.0f}/s  ClusterIP {v:.0f}/s ({v / d:.2f}x)")
 
-        print("(c) first-packet latency (TCP connect, median of 300), us")
-        base = None
-        for count in (10, 1000, big):
-            filler = [sp(f"f{i}", svc_ip(cfg, 1000 + i),
-                         (Endpoint(gw(n2, 100 + i % 100), 80, True, True, False, "node-2"),))
-                      for i in range(count - 2)]
-            await program(proxies, tracker, [web, perf] + filler, full=True)
-            lat = await connect_latency(client, web.cluster_ips[0], 80, 300)
-            base = base or lat
-            print(f"    {count:6d} services: {lat:.0f} us ({lat / base:.2f}x of 10)")
+        if "c" in args.parts:
+            print("(c) first-packet latency (TCP connect, median of 300), us")
+            base = None
+            for count in (10, 1000, big):
+                filler = [sp(f"f{i}", svc_ip(cfg, 1000 + i),
+                             (Endpoint(gw(n2, 100 + i % 100), 80, True, True, False, "node-2"),))
+                          for i in range(count - 2)]
+                await program(proxies, tracker, [web, perf] + filler, full=True)
+                lat = await connect_latency(client, web.cluster_ips[0], 80, 300)
+                base = base or lat
+                print(f"    {count:6d} services: {lat:.0f} us ({lat / base:.2f}x of 10)")
 
-        print(f"(d) {big} services x 5 endpoints")
-        ports = [sp(f"s{i}", svc_ip(cfg, 1000 + i), tuple(
-            Endpoint(gw(n2, 10 + (i * 5 + j) % 240), 8080 + j, True, True, False, "node-2")
-            for j in range(5))) for i in range(big)]
-        node1 = proxies[:1]
-        full_t = await program(node1, tracker, ports, full=True)
-        full_t2 = await program(node1, tracker, ports, full=True)
-        print(f"    full sync (one node, render + nft): first {full_t * 1000:.0f} ms, "
-              f"again {full_t2 * 1000:.0f} ms")
-        changes: list[float] = []
-        for k in range(50):
-            i = random.randrange(big)
-            old = ports[i]
-            eps = old.endpoints[1:] + (Endpoint(gw(n2, 250), 9000 + k, True, True, False,
-                                                "node-2"),)
-            ports[i] = replace(old, endpoints=eps)
-            changes.append(await program(node1, tracker, ports))
-        changes.sort()
-        p50, p99 = changes[len(changes) // 2], changes[int(len(changes) * 0.99) - 1]
-        print(f"    endpoint change -> live (partial sync, one node): p50 {p50 * 1000:.1f} ms "
-              f"p99 {p99 * 1000:.1f} ms max {changes[-1] * 1000:.1f} ms")
+        if "d" in args.parts:
+            await part_d(proxies[:1], tracker, cfg, n2, big, args.profile)
     finally:
+        for p in proxies:
+            p.close()
         for s in servers:
             s.close()
         if iperf_proc is not None:

@@ -1,8 +1,11 @@
-"""Run `nft` inside a node's network namespace: the I/O shell around nftables.py.
+"""Run nft inside a node's network namespace: the I/O shell around nftables.py.
 
-`nsenter --net=<handle> nft -f -` (argv list, rules on stdin): one process per sync,
-whose transaction the kernel applies atomically or not at all. In host mode (no node
-namespace) `nft` runs directly. Only the table named in the rules is ever touched.
+Each transaction goes to libnftables in-process (nftlib.py: one persistent context
+per namespace on a thread living in it), which the kernel applies atomically or not
+at all. Without the library (or with NETD_NFT_SUBPROCESS=1) it falls back to
+`nsenter --net=<handle> nft -f -` (argv list, rules on stdin), one process per sync;
+in host mode (no node namespace) `nft` runs directly. Only the table named in the
+rules is ever touched.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import asyncio
 import logging
 import shutil
 
+from netd.proxy import nftlib
 from netd.proxy.nftables import RuleSet, parse_names
 
 log = logging.getLogger("netd.proxy.nftapply")
@@ -48,14 +52,38 @@ async def apply(netns_path: str | None, text: str) -> None:
     """One atomic transaction."""
     if not text:
         return
-    await run_nft(netns_path, "-f", "-", stdin=text)
+    ctx = nftlib.context(netns_path)
+    if ctx is None:
+        await run_nft(netns_path, "-f", "-", stdin=text)
+        return
+    try:
+        await ctx.run(text)
+    except nftlib.NftLibError as exc:
+        # A fresh context for the full resync that follows a failure.
+        nftlib.drop(netns_path)
+        raise NftError(f"nft transaction failed: {str(exc)[:2000]}") from exc
 
 
 async def existing(netns_path: str | None, table: str) -> RuleSet:
     """What a previous run left in the table (names only); empty if there is no table."""
-    listing = await run_nft(netns_path, "-t", "list", "table", "ip", table,
-                            ok_errors=("No such file or directory",))
+    ctx = nftlib.context(netns_path)
+    if ctx is None:
+        listing = await run_nft(netns_path, "-t", "list", "table", "ip", table,
+                                ok_errors=("No such file or directory",))
+        return parse_names(listing)
+    try:
+        # Terse: names and rules, never the (many) map elements.
+        listing = await ctx.run(f"list table ip {table}", terse=True)
+    except nftlib.NftLibError as exc:
+        if "No such file or directory" in str(exc):
+            return parse_names("")
+        raise NftError(f"nft list table failed: {str(exc)[:2000]}") from exc
     return parse_names(listing)
+
+
+def release(netns_path: str | None) -> None:
+    """Close the namespace's nft context (before the namespace is deleted)."""
+    nftlib.drop(netns_path)
 
 
 async def delete_table(netns_path: str | None, table: str) -> None:

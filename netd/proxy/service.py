@@ -1,6 +1,7 @@
 """ProxyService: the nftables proxy of every node — one tracker, one coalescing
-runner per node, each sync rendering that node's rules and applying them in one
-`nft` transaction inside the node's namespace.
+runner per node, each sync rendering that node's rules (a partial sync patches the
+applied state with the changed ports: nftdelta.py) and applying them in one nft
+transaction inside the node's namespace (libnftables: nftlib.py).
 
 Started by the daemon after the cluster network exists. In simulated mode (no kernel)
 and in userspace mode (netd/proxy/userspace.py) it does nothing.
@@ -19,10 +20,11 @@ from netd import cleanup
 from netd.config import Config
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node import nsexec
-from netd.proxy import conntrack, nftapply
+from netd.proxy import conntrack, nftapply, nftdelta
 from netd.proxy.metrics import ProxyMetrics, metrics
-from netd.proxy.model import Snapshot, cluster_endpoints, local_endpoints
-from netd.proxy.nftables import NodeView, RenderConfig, RuleSet, desired, render_diff
+from netd.proxy.model import ServicePort, Snapshot, cluster_endpoints, local_endpoints
+from netd.proxy.nftables import (NodeView, RenderConfig, RuleSet, desired, partial_text,
+                                 render_diff)
 from netd.proxy.runner import BoundedFrequencyRunner
 from netd.proxy.tracker import ProxyTracker
 
@@ -64,8 +66,14 @@ def udp_served(snapshot: Snapshot, node: NodeView) -> set[tuple[str, int]]:
     return out
 
 
-def conntrack_flush(old: Snapshot | None, new: Snapshot, node: NodeView) -> conntrack.Flush:
+def conntrack_flush(old: Snapshot | None, new: Snapshot, node: NodeView,
+                    changed: list[ServicePort] | None = None) -> conntrack.Flush:
+    """UDP conntrack entries to delete after `old` -> `new`; `changed` (the ports a
+    partial sync touched, old and new values) lets a change without UDP skip the
+    comparison of every port."""
     if old is None:
+        return conntrack.Flush()
+    if changed is not None and all(sp.protocol != "UDP" for sp in changed):
         return conntrack.Flush()
     before, after = udp_targets(old, node.name), udp_targets(new, node.name)
     stale = tuple((ip, port, frozenset(ports)) for (ip, port), ports in before.items()
@@ -96,12 +104,20 @@ class NodeProxy:
         full = self.runner.run_full
         triggers = self.tracker.take_triggers()
         snap = self.tracker.snapshot()
-        new = desired(snap, self.view, self.cfg, self.applied)
         previous = self.applied
+        changed: list[ServicePort] | None = None
         try:
-            if full and (previous is None or not previous.complete):
-                previous = await nftapply.existing(self.node.netns_path, self.cfg.table)
-            text = render_diff(new, previous, self.cfg.table, full=full)
+            if not full and previous is not None and previous.complete:
+                # Partial: patch what was applied (in place: a failure below drops it).
+                new = previous
+                update = nftdelta.update(new, snap, self.view, self.cfg)
+                changed = update.old_ports + update.new_ports
+                text = partial_text(update.change, self.cfg.table)
+            else:
+                new = desired(snap, self.view, self.cfg, previous)
+                if full and (previous is None or not previous.complete):
+                    previous = await nftapply.existing(self.node.netns_path, self.cfg.table)
+                text = render_diff(new, previous, self.cfg.table, full=full)
             if text:
                 await nftapply.apply(self.node.netns_path, text)
                 log.debug("node %s: applied %s sync:\n%s", self.node.name,
@@ -114,24 +130,30 @@ class NodeProxy:
             self.tracker.requeue_triggers(triggers)
             raise
         self.applied = new
-        flush = conntrack_flush(self.applied_snapshot, snap, self.view)
+        flush = conntrack_flush(self.applied_snapshot, snap, self.view, changed)
         self.applied_snapshot = snap
         now = time.time()
         self.syncs += 1
         self.metrics.observe_sync(time.monotonic() - start, full, now)
         self.metrics.observe_programming(triggers, now)
-        for kind, n in new.counts().items():
+        counts = new.counts()
+        for kind, n in counts.items():
             self.metrics.objects.set(n, node=self.node.name, kind=kind)
         if text:
             log.info("node %s: %s sync applied (%d chains, %d elements) in %.1f ms",
                      self.node.name, "full" if full else "partial", len(new.chains),
-                     new.counts()["element"], (time.monotonic() - start) * 1000)
+                     counts["element"], (time.monotonic() - start) * 1000)
         if flush:
             try:
                 deleted = await self._flush_conntrack(flush)
                 self.metrics.conntrack_deleted.inc(deleted, node=self.node.name)
             except OSError:
                 log.warning("node %s: conntrack flush failed", self.node.name, exc_info=True)
+
+    def close(self) -> None:
+        """Let go of the node's nft context: its socket and thread keep the namespace
+        (and its links) alive."""
+        nftapply.release(self.node.netns_path)
 
     async def _flush_conntrack(self, flush: conntrack.Flush) -> int:
         path = self.node.netns_path
@@ -187,6 +209,7 @@ class ProxyService:
     async def stop(self) -> None:
         for n in self.nodes:
             await n.runner.stop()
+            n.close()
         if self.tracker is not None:
             await self.tracker.stop()
 

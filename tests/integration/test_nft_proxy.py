@@ -166,6 +166,8 @@ async def env(cluster_config: Config) -> AsyncIterator[Env]:
         if e is not None:
             for srv in e.servers:
                 srv.close()
+            for p in e.proxies:
+                p.close()
         for m in managers:
             m.close()
         await net.teardown()
@@ -318,14 +320,17 @@ async def test_restart_full_sync_adopts_table(env: Env) -> None:
     ip = env.svc_ip(30)
     await env.program(port("old", ip, (env.ep("a"), env.ep("c"))))
     # a "restarted" proxy knows nothing about what is in the kernel
+    for p in env.proxies:
+        p.close()            # a new process: new nft contexts
     fresh = [NodeProxy(env.tracker, p.node, p.cfg, 0.0, 0.0, ProxyMetrics())  # type: ignore[arg-type]
              for p in env.proxies]
     env.proxies = fresh
     await env.program(port("new", env.svc_ip(31), (env.ep("b"),)))
     listing = sh("ip", "netns", "exec", env.nodes[0].netns or "", "nft", "list", "table",
                  "ip", "netd").stdout
-    assert "default/old/" not in listing
-    assert "default/new/" in listing
+    # old's ClusterIP and its pick chain for two endpoints are gone, new's are there
+    assert f"{ip} . 80" not in listing and "pick-tcp-2" not in listing
+    assert f"{env.svc_ip(31)} . 80 . 0 : {env.pods['b'].ip} . {PORT}" in listing
     assert (await tcp_get(netns(env, "d"), env.svc_ip(31)))[0] == "b"
     # an address no service has any more is dropped (it must not bounce around)
     with pytest.raises(asyncio.TimeoutError):

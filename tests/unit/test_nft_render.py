@@ -74,8 +74,6 @@ def test_endpoint_removed_partial_sync() -> None:
     # address: other services still use it)
     assert text == (
         f"flush chain ip netd {svc}\n"
-        f"add rule ip netd {svc} ip daddr 10.96.0.20 tcp dport 80 ip saddr != 10.244.0.0/16 "
-        f"jump mark-for-masquerade\n"
         f"add rule ip netd {svc} meta l4proto tcp dnat to 10.244.0.2:8080\n"
         f"delete element ip netd endpoints-tcp-0 {{ 0, 1 }}\n")
 
@@ -85,10 +83,15 @@ def test_service_added_and_removed() -> None:
     new = port("new", cluster_ips=("10.96.0.30",), endpoints=(A,))
     text = render(Snapshot((new,), 2), NODE, CFG, before)
     lines = text.splitlines()
-    # new chains exist before anything refers to them; old ones go last
-    assert lines[0] == f"add chain ip netd {service_chain(new)}"
-    assert f"add element ip netd service-ips {{ 10.96.0.30 . tcp . 80 : goto " \
-           f"{service_chain(new)} }}" in lines
+    # new chains exist before anything refers to them; old ones go last. A
+    # ClusterIP-only port has no chain of its own: the shared one for its count.
+    assert lines[0] == "add chain ip netd pick-tcp-1"
+    assert lines[1] == ("add map ip netd pick-tcp-1 { typeof ip daddr . tcp dport . "
+                        "numgen random mod 1 : ip daddr . tcp dport ; }")
+    assert "add element ip netd service-ips { 10.96.0.30 . tcp . 80 : goto " \
+           "pick-tcp-1 }" in lines
+    assert "add element ip netd pick-tcp-1 { 10.96.0.30 . 80 . 0 : 10.244.0.2 . 8080 }" \
+        in lines
     assert "delete element ip netd service-ips { 10.96.0.20 . tcp . 80, " \
            "192.0.2.7 . tcp . 80 }" in lines
     assert "delete element ip netd service-nodeports { tcp . 30080 }" in lines
@@ -127,7 +130,7 @@ def test_affinity_timeout_change_replaces_sets() -> None:
 
 @pytest.mark.parametrize("sp,node,ips,no_ips", [
     (LOCAL, "node-1", {}, {}),
-    (INTERNAL, "node-2", {"10.96.0.24 . tcp . 80": "goto " + local_chain(INTERNAL)}, {}),
+    (INTERNAL, "node-2", {"10.96.0.24 . tcp . 80": "goto pick-tcp-1"}, {}),
     (INTERNAL, "node-3", {}, {"10.96.0.24 . tcp . 80": "drop"}),
     (EMPTY, "node-1", {}, {"10.96.0.22 . tcp . 80": "goto reject-chain"}),
 ], ids=["etp-local-clusterip-unaffected", "itp-local-with-local", "itp-local-none-local",
@@ -183,7 +186,7 @@ def test_base_change_forces_full_and_counts() -> None:
     text = render(SNAP, NODE, replace(CFG, service_cidr="10.96.0.0/16"), before)
     assert text.startswith("add table ip netd")
     counts = before.counts()
-    assert counts == {"chain": 9, "rule": 21, "element": 24, "set": 3}
+    assert counts == {"chain": 8, "rule": 16, "element": 23, "set": 4}
 
 
 def test_names_are_stable_and_distinct() -> None:
@@ -226,19 +229,41 @@ def test_local_pick_uses_the_upper_half_of_the_slot() -> None:
 
 
 def test_slots_are_kept_and_reused() -> None:
-    first = desired(Snapshot((WEB, LOCAL, INTERNAL), 1), NODE, CFG)
+    internal = replace(INTERNAL, node_port=30090)       # NodePort: a chain and a slot
+    first = desired(Snapshot((WEB, LOCAL, internal), 1), NODE, CFG)
     assert first.slots == {"default/web/tcp/http": 0, "default/local/tcp/": 1,
                            "default/internal/tcp/": 2}
-    new = port("new", cluster_ips=("10.96.0.30",), endpoints=(B, C))
-    second = desired(Snapshot((new, INTERNAL, LOCAL), 2), NODE, CFG, first)
+    new = port("new", cluster_ips=("10.96.0.30",), node_port=30091, endpoints=(B, C))
+    second = desired(Snapshot((new, internal, LOCAL), 2), NODE, CFG, first)
     # survivors keep theirs whatever the order; the newcomer takes the freed one
     assert second.slots == {"default/new/tcp/": 0, "default/local/tcp/": 1,
                             "default/internal/tcp/": 2}
     text = render_diff(second, first)
-    assert service_chain(INTERNAL) not in text and service_chain(LOCAL) not in text
+    assert service_chain(internal) not in text and service_chain(LOCAL) not in text
     assert "delete element ip netd endpoints-tcp-0 { 0, 1 }" in text
     assert "add element ip netd endpoints-tcp-0 { 0 : 10.244.1.2 . 8080, " \
            "1 : 10.244.1.3 . 8080 }" in text
+
+
+def test_clusterip_only_ports_share_pick_chains_and_have_no_slot() -> None:
+    one = port("one", cluster_ips=("10.96.0.31",), endpoints=(A, B))
+    two = port("two", cluster_ips=("10.96.0.32",), protocol="UDP", port=53, endpoints=(B, C))
+    three = port("three", cluster_ips=("10.96.0.33",), endpoints=(B, C))
+    rs = desired(Snapshot((one, two, three), 1), NODE, CFG)
+    assert rs.slots == {}
+    assert rs.chains == {
+        "pick-tcp-2": ("meta l4proto tcp dnat ip to ip daddr . tcp dport . numgen random "
+                       "mod 2 map @pick-tcp-2",),
+        "pick-udp-2": ("meta l4proto udp dnat ip to ip daddr . udp dport . numgen random "
+                       "mod 2 map @pick-udp-2",)}
+    assert rs.chain_refs == {"pick-tcp-2": 2, "pick-udp-2": 1}
+    assert rs.elements["pick-tcp-2"] == {
+        "10.96.0.31 . 80 . 0": "10.244.0.2 . 8080", "10.96.0.31 . 80 . 1": "10.244.1.2 . 8080",
+        "10.96.0.33 . 80 . 0": "10.244.1.2 . 8080", "10.96.0.33 . 80 . 1": "10.244.1.3 . 8080"}
+    assert rs.elements["service-ips"]["10.96.0.32 . udp . 53"] == "goto pick-udp-2"
+    # masquerading of sources outside the pod CIDR is one rule before the dispatch
+    assert ("add rule ip netd services ip daddr @cluster-ips ip saddr != 10.244.0.0/16 "
+            "jump mark-for-masquerade\n") in rs.base
 
 
 def test_partial_sync_declares_a_new_endpoint_map_first() -> None:
@@ -265,3 +290,14 @@ def test_restart_deletes_unknown_endpoint_maps() -> None:
     lines = render(Snapshot((WEB,), 1), NODE, CFG, known).splitlines()
     assert "flush map ip netd endpoints-tcp-0" in lines
     assert lines[-1] == "delete map ip netd endpoints-tcp-3"
+
+
+@pytest.mark.parametrize("line,kind", [
+    ("\tchain pick-tcp-3 {", "chain"), ("\tmap pick-udp-2 {", "map"),
+    ("\tchain pick-foo-1 {", None), ("\tchain pick-tcp-x {", None)],
+    ids=["pick-chain", "pick-map", "bad-proto", "bad-count"])
+def test_restart_knows_pick_names(line: str, kind: str | None) -> None:
+    known = parse_names(f"table ip netd {{\n{line}\n\t}}\n}}\n")
+    name = line.split()[1]
+    assert (name in known.chains) == (kind == "chain")
+    assert (name in known.elements) == (kind == "map")

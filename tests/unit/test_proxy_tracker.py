@@ -3,11 +3,12 @@ Services and slices become a Snapshot; subscribers are told about changes after 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
 from netd.controllers.endpointslice import EndpointSliceController
+from netd.proxy.model import build_snapshot
 from netd.proxy.tracker import ProxyTracker
 from tests.unit.test_endpoints import Env, make_env
 
@@ -48,6 +49,87 @@ async def test_tracker_snapshot_follows_services_and_slices(env: Env) -> None:
         assert len(calls) > 1
         before = tracker.snapshot()
         assert tracker.snapshot() is before          # cached until something changes
+        # the incremental snapshot is the one built from scratch
+        assert before == build_snapshot(tracker.services.list(), tracker.slices.list(),
+                                        tracker.dns_ip, before.generation)
         assert tracker.take_triggers() and tracker.take_triggers() == []
     finally:
         await tracker.stop()
+
+
+class FakeInformer:
+    """Just enough of Informer for the tracker's incremental bookkeeping."""
+
+    def __init__(self) -> None:
+        self.objs: dict[str, dict[str, Any]] = {}
+        self.handlers: list[tuple[Any, Any, Any]] = []
+        self.running = self.has_synced = True
+
+    def add_handler(self, add: Any, update: Any, delete: Any) -> None:
+        self.handlers.append((add, update, delete))
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self.objs.values())
+
+    def get_by_name(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objs.get(f"{namespace}/{name}")
+
+    def put(self, obj: dict[str, Any]) -> None:
+        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        old = self.objs.get(key)
+        self.objs[key] = obj
+        for add, update, _ in self.handlers:
+            add(obj) if old is None else update(old, obj)
+
+    def delete(self, namespace: str, name: str) -> None:
+        obj = self.objs.pop(f"{namespace}/{name}")
+        for _, _, delete in self.handlers:
+            delete(obj)
+
+
+def svc(name: str, ip: str, *ports: tuple[str, int], ns: str = "default") -> dict[str, Any]:
+    return {"metadata": {"namespace": ns, "name": name},
+            "spec": {"clusterIP": ip, "ports": [{"name": n, "port": p, "protocol": "TCP"}
+                                                 for n, p in ports]}}
+
+
+def eps(name: str, service: str, *ips: str, port: str = "",
+        ns: str = "default") -> dict[str, Any]:
+    return {"metadata": {"namespace": ns, "name": name,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4", "ports": [{"name": port, "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip]} for ip in ips]}
+
+
+STEPS: list[tuple[str, Callable[[FakeInformer, FakeInformer], None], set[str]]] = [
+    ("services", lambda s, e: (s.put(svc("a", "10.96.0.1", ("", 80))),
+                               s.put(svc("b", "10.96.0.2", ("x", 80), ("y", 81))),
+                               s.put(svc("dns", "10.96.0.10", ("", 53)))), {"a", "b"}),
+    ("slices", lambda s, e: (e.put(eps("a-1", "a", "10.244.0.2")),
+                             e.put(eps("a-2", "a", "10.244.0.3"))), {"a"}),
+    ("other-namespace", lambda s, e: s.put(svc("a", "10.96.0.3", ("", 80), ns="z")), {"a"}),
+    ("relabel-slice", lambda s, e: e.put(eps("a-2", "b", "10.244.0.3", port="x")),
+     {"a", "b"}),
+    ("slice-deleted", lambda s, e: e.delete("default", "a-1"), {"a"}),
+    ("service-updated", lambda s, e: s.put(svc("b", "10.96.0.2", ("x", 80))), {"b"}),
+    ("service-deleted", lambda s, e: s.delete("default", "a"), set()),
+    ("slice-without-service", lambda s, e: e.put(eps("c-1", "c", "10.244.0.9")), set()),
+]
+
+
+async def test_incremental_snapshot_equals_full_build() -> None:
+    services, slices = FakeInformer(), FakeInformer()
+    ctx = type("Ctx", (), {"api": None, "config": type("C", (), {"dns_ip": "10.96.0.10"})})
+    tracker = ProxyTracker(ctx, services=services, slices=slices)  # type: ignore[arg-type]
+    prev = tracker.snapshot()
+    for name, step, changed in STEPS:
+        step(services, slices)
+        snap = tracker.snapshot()
+        assert snap == build_snapshot(services.list(), slices.list(), "10.96.0.10",
+                                      snap.generation), name
+        # ports of untouched default/ services are the very same objects
+        before = {p.key: p for p in prev.ports if p.namespace == "default"}
+        for p in snap.ports:
+            if p.namespace == "default" and p.name not in changed and p.key in before:
+                assert p is before[p.key], (name, p.key)
+        prev = snap
