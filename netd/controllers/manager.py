@@ -30,6 +30,7 @@ CONTROLLERS: tuple[tuple[str, str], ...] = (
     ("netd.controllers.daemonset", "DaemonSetController"),
     ("netd.controllers.scheduler", "Scheduler"),
     ("netd.controllers.volumes", "PersistentVolumeBinder"),
+    ("netd.controllers.nodelifecycle", "NodeLifecycleController"),
 )
 
 

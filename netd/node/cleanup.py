@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 from netd import cleanup
@@ -21,8 +22,10 @@ def remove_node_network(config: Config) -> None:
     teardown_sync(config)
 
 
-def kill_pod_processes(config: Config) -> int:
-    """SIGKILL every container process the node agents recorded for this cluster.
+def kill_pod_processes(config: Config, ips: set[str] | None = None) -> int:
+    """SIGKILL every container process the node agents recorded for this cluster (or
+    only those of the pods with these IPs: the pods of a node removed from the config,
+    whose sandbox records name their IPs; their per-pod state directories go too).
 
     Only processes whose pid AND start time match the record are touched, so a pid
     reused by an unrelated process is never signalled. Containers run in their own
@@ -34,6 +37,8 @@ def kill_pod_processes(config: Config) -> int:
         try:
             doc = json.loads(state.read_text())
         except (OSError, ValueError):
+            continue
+        if ips is not None and doc.get("ip") not in ips:
             continue
         for rec in (doc.get("containers") or {}).values():
             if not isinstance(rec, dict) or rec.get("builtin"):
@@ -50,6 +55,8 @@ def kill_pod_processes(config: Config) -> int:
             except ProcessLookupError:
                 continue
             killed += 1
+        if ips is not None:
+            shutil.rmtree(state.parent, ignore_errors=True)
     return killed
 
 

@@ -106,6 +106,7 @@ class ClusterNetwork:
             await workers.run(self._ensure_host_mode, nodes[0])
         else:
             await workers.run(self._ensure_bridge)
+            await workers.run(self._remove_stale_nodes, nodes)
             for node in nodes:
                 await workers.run(self._ensure_node, node, nodes)
             await workers.run(self._ensure_host_routes, nodes)
@@ -159,8 +160,57 @@ class ClusterNetwork:
                         reqs.append(nl.route_add(other.pod_cidr, via=other.ip,
                                                  oif=eth0.index, replace=True))
                 sock.run(reqs)
+                # Routes through a node that was removed from the config.
+                gateways = {o.ip for o in nodes} | {self.host_ip}
+                sock.run([nl.route_del(r.dst, via=r.via, oif=r.oif) for r in sock.routes()
+                          if r.via and r.via not in gateways])
         finally:
             os.close(host_fd)
+
+    def _remove_stale_nodes(self, nodes: list[NodeNet]) -> None:
+        """Nodes are removed by restarting with a shorter `nodes` list (issue 4): remove
+        what the missing ones left in the kernel — their pods' processes and sandboxes,
+        their namespaces, uplinks and the host routes through them. Their Node objects
+        and pods go through the API (netd/controllers/nodelifecycle.py). Runs before the
+        configured nodes are ensured, so an uplink name a removed node used is free."""
+        keep = {n.name for n in nodes}
+        from netd.node.cleanup import kill_pod_processes
+        from netd.node.sandbox import remove_records_of_node
+        records = names.sandbox_dir(self.cluster)
+        gone_nodes: dict[str, set[str]] = {}
+        for entry in _listdir(records):
+            try:
+                with open(os.path.join(records, entry)) as f:
+                    rec = json.load(f)
+            except (OSError, ValueError):
+                continue
+            node = rec.get("node") if isinstance(rec, dict) else None
+            if isinstance(node, str) and node not in keep:
+                gone_nodes.setdefault(node, set()).add(str(rec.get("ip") or ""))
+        if gone_nodes:
+            ips = set().union(*gone_nodes.values())
+            killed = kill_pod_processes(self.config, ips)
+            for node in gone_nodes:
+                remove_records_of_node(self.cluster, node)
+            log.info("removed %d sandbox(es) and %d process(es) of removed node(s) %s",
+                     len(ips), killed, ", ".join(sorted(gone_nodes)))
+        uplinks = {names.node_host_veth(self.cluster, n.index) for n in nodes}
+        gateways = {n.ip for n in nodes}
+        with nl.Netlink() as sock:
+            bridge = nl.get_link(sock, names.bridge(self.cluster))
+            reqs = [nl.link_del(link.name) for link in sock.links()
+                    if names.is_node_host_veth(self.cluster, link.name)
+                    and link.name not in uplinks]
+            if bridge is not None:
+                reqs += [nl.route_del(r.dst, via=r.via, oif=r.oif) for r in sock.routes()
+                         if r.oif == bridge.index and r.via and r.via not in gateways]
+            sock.run(reqs)
+        keep_netns = {n.netns for n in nodes}
+        prefix = f"{self.cluster}_node_"
+        for entry in _listdir(names.NETNS_DIR):
+            if entry.startswith(prefix) and entry not in keep_netns:
+                nsexec.unbind_ns(names.netns_path(entry))
+                log.info("removed the namespace %s of a node no longer configured", entry)
 
     def _ensure_host_routes(self, nodes: list[NodeNet]) -> None:
         br = names.bridge(self.cluster)
@@ -286,6 +336,13 @@ def teardown_sync(config: Config) -> None:
         if names.is_cluster_netns(cluster, entry):
             shutil.rmtree(os.path.join(names.ETC_NETNS_DIR, entry), ignore_errors=True)
     log.info("cluster network %s removed", cluster)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
 
 
 def _host_primary_ip() -> str:

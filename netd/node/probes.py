@@ -114,22 +114,30 @@ class ResultTracker:
     result: bool = field(init=False)
     _run: int = field(init=False, default=0)     # consecutive same outcomes
     _last: bool | None = field(init=False, default=None)
+    # kubelet's startup worker starts at results.Unknown, not Failure: reaching the
+    # failure threshold is a change it reports (and the container is killed), even
+    # though `result` already read False. Without this a startup probe that never
+    # succeeds would never restart its container.
+    _known: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
-        self.result = self.spec.initial_result
+        self.reset()
 
     def record(self, ok: bool) -> bool:
-        """Count one outcome; True when the result flipped."""
+        """Count one outcome; True when the result flipped (or, for a startup probe,
+        first became known)."""
         self._run = self._run + 1 if ok == self._last else 1
         self._last = ok
         threshold = self.spec.success_threshold if ok else self.spec.failure_threshold
-        if ok != self.result and self._run >= threshold:
+        if (ok != self.result or not self._known) and self._run >= threshold:
             self.result = ok
+            self._known = True
             return True
         return False
 
     def reset(self) -> None:
         self.result = self.spec.initial_result
+        self._known = self.spec.kind != STARTUP
         self._run = 0
         self._last = None
 
@@ -220,6 +228,46 @@ async def run_probe(spec: ProbeSpec, pod_ip: str, exec_func: ExecFunc | None) ->
     if code == 0:
         return True, ""
     return False, output or f"command {list(spec.command)!r} exited with {code}"
+
+
+async def run_hook(hook: Obj, container: Obj, pod_ip: str, exec_func: ExecFunc | None,
+                   pod_desc: str, timeout: float = 3600.0) -> str | None:
+    """Run a lifecycle handler (postStart / preStop) as kubelet's HandlerRunner does;
+    None on success, else the message kubelet puts in its FailedPostStartHook /
+    FailedPreStopHook event. `pod_desc` is kubelet's format.Pod: name_namespace(uid)."""
+    name = str(container.get("name") or "")
+    if isinstance(hook.get("exec"), dict):
+        argv = [str(a) for a in hook["exec"].get("command") or []]
+        if exec_func is None:
+            return "exec hooks are not available"
+        try:
+            code, output = await exec_func(argv, timeout)
+        except asyncio.TimeoutError:
+            err, code, output = f"command '{' '.join(argv)}' timed out", -1, ""
+        except OSError as exc:
+            err, code, output = str(exc), -1, ""
+        else:
+            err = f"command '{' '.join(argv)}' exited with {code}: {output}"
+        if code == 0:
+            return None
+        return (f"Exec lifecycle hook ([{' '.join(argv)}]) for Container \"{name}\" in Pod "
+                f"\"{pod_desc}\" failed - error: {err}, message: \"{output}\"")
+    if isinstance(hook.get("httpGet"), dict):
+        spec = probe_spec(READINESS, {"httpGet": hook["httpGet"],
+                                      "timeoutSeconds": int(timeout)}, container)
+        ok, message = await http_probe(spec, spec.host or pod_ip)
+        # kubelet's hook client checks only that a response came: any status passes.
+        if ok or message.startswith("HTTP probe failed with statuscode"):
+            return None
+        return (f"HTTP lifecycle hook ({spec.path}) for Container \"{name}\" in Pod "
+                f"\"{pod_desc}\" failed - error: {message}")
+    if isinstance(hook.get("sleep"), dict):
+        await asyncio.sleep(float(hook["sleep"].get("seconds") or 0))
+        return None
+    if isinstance(hook.get("tcpSocket"), dict):
+        # Deprecated and never run by kubelet (it only logs): accept it as a no-op.
+        return None
+    return f"Cannot run handler: invalid handler: {hook}"
 
 
 OnChange = Callable[["ProbeWorker", bool, str], None]

@@ -3,8 +3,11 @@ podCIDR, addresses, capacity, conditions, nodeInfo), the condition heartbeat eve
 STATUS_REPORT seconds and the Lease in kube-node-lease renewed every LEASE_RENEW
 seconds. Shared by the simulated agents and the real node agents.
 
-A Node deleted after registration is not re-created (a kubelet re-registers only when
-it restarts): `lost` turns true and the owner evicts its pods.
+A Node deleted after registration is not re-created: kubelet 1.32 registers once at
+start (registrationCompleted is never reset; kubernetes/kubernetes#71398 and the
+unmerged #123535), so the node stays absent until its agent restarts — here, the
+daemon. `lost` turns true, the Lease is no longer renewed (the garbage collector removes
+it with its Node) and the owner evicts its pods, as PodGC would on a real cluster.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import pytest
 from netd.client.clock import FakeClock
 from netd.node.builtin import BuiltinPlan, BuiltinServers, PodView
 from netd.node.probes import LIVENESS, READINESS, STARTUP, ProbeSpec, ProbeWorker, \
-    ResultTracker, container_probes, http_probe, probe_spec, run_probe, tcp_probe
+    ResultTracker, container_probes, http_probe, probe_spec, run_hook, run_probe, tcp_probe
 
 Obj = dict[str, Any]
 CONTAINER: Obj = {"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}
@@ -143,3 +143,61 @@ async def test_worker_on_fake_clock() -> None:
         await settle()
     assert changes == [True, False] and not outcomes
     w.stop()
+
+
+FLIP_CASES = [
+    # kind, failure_threshold, outcomes, which record() calls report a change
+    ("startup-never-succeeds", STARTUP, 2, [False, False, False], [False, True, False]),
+    ("startup-succeeds-at-once", STARTUP, 3, [True, False], [True, False]),
+    ("startup-broken-run", STARTUP, 2, [False, True], [False, True]),
+    ("liveness-initially-passing", LIVENESS, 1, [True, False], [False, True]),
+    ("readiness-initially-failing", READINESS, 1, [False, False], [False, False]),
+]
+
+
+@pytest.mark.parametrize("kind,ft,outcomes,flips", [c[1:] for c in FLIP_CASES],
+                         ids=[c[0] for c in FLIP_CASES])
+def test_tracker_reports_changes(kind: str, ft: int, outcomes: list[bool],
+                                 flips: list[bool]) -> None:
+    # A startup probe starts Unknown (kubelet): failing past the threshold is a change,
+    # which is what restarts a container whose startup probe never succeeds.
+    t = ResultTracker(ProbeSpec(kind, "exec", failure_threshold=ft))
+    assert [t.record(ok) for ok in outcomes] == flips
+
+
+HOOK_POD = "p_default(u1)"
+
+
+@pytest.mark.parametrize("hook,exec_result,expected", [
+    ({"exec": {"command": ["sh", "-c", "exit 0"]}}, (0, ""), None),
+    ({"exec": {"command": ["sh", "-c", "exit 7"]}}, (7, "bad\n"),
+     "Exec lifecycle hook ([sh -c exit 7]) for Container \"c\" in Pod \"p_default(u1)\" "
+     "failed - error: command 'sh -c exit 7' exited with 7: bad\n, message: \"bad\n\""),
+    ({"sleep": {"seconds": 0}}, None, None),
+    ({"tcpSocket": {"port": 80}}, None, None),
+    ({}, None, "Cannot run handler: invalid handler: {}"),
+], ids=["exec-ok", "exec-fails", "sleep", "tcpSocket-ignored", "empty"])
+async def test_run_hook(hook: Obj, exec_result: tuple[int, str] | None,
+                        expected: str | None) -> None:
+    async def fake_exec(argv: list[str], timeout: float) -> tuple[int, str]:
+        assert exec_result is not None
+        return exec_result
+
+    assert await run_hook(hook, CONTAINER, "", fake_exec, HOOK_POD) == expected
+
+
+async def test_http_hook_passes_on_any_status_fails_on_no_answer() -> None:
+    srv = BuiltinServers(PodView("p", "default/p", "web", [], lambda code: None))
+    await srv.start(BuiltinPlan("web", (0,)), _sock)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    container: Obj = {"name": "c"}
+    # kubelet's hook client does not look at the status code: a 404 is a success.
+    assert await run_hook({"httpGet": {"path": "/missing", "port": port,
+                                       "host": "127.0.0.1"}}, container, "", None,
+                          HOOK_POD) is None
+    srv.close()
+    msg = await run_hook({"httpGet": {"path": "/x", "port": port}}, container, "127.0.0.1",
+                         None, HOOK_POD)
+    assert msg is not None and msg.startswith(
+        "HTTP lifecycle hook (/x) for Container \"c\" in Pod \"p_default(u1)\" failed - error:")
+    assert "connection refused" in msg
