@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 
 from netd.config import Config
-from netd.node import names, nl, nsexec
+from netd.node import names, nl, nodeslots, nsexec
 from netd.node.ipam import host_bridge_ip, node_internal_ip, node_pod_cidr, pod_gateway
 
 log = logging.getLogger("netd.node.cluster_net")
@@ -90,7 +90,9 @@ class ClusterNetwork:
             cidr = node_pod_cidr(cfg, 0)
             return [NodeNet(node.name, 0, None, _host_primary_ip(), cidr, pod_gateway(cidr))]
         out = []
-        for i, node in enumerate(cfg.nodes):
+        slot = nodeslots.slots(cfg)
+        for node in cfg.nodes:
+            i = slot[node.name]
             cidr = node_pod_cidr(cfg, i)
             names.node_host_veth(self.cluster, i)   # raises early if the name is too long
             out.append(NodeNet(node.name, i, names.node_netns(self.cluster, node.name),

@@ -26,6 +26,7 @@ from netd.client.controller import Controller
 from netd.client.informer import index_by_node, key_of
 from netd.controllers.events import NORMAL, WARNING
 from netd.controllers.manager import ControllerContext
+from netd.node import nodeslots
 from netd.node.ipam import PodIPAllocator, node_internal_ip, node_pod_cidr
 from netd.node.registration import (  # noqa: F401  (re-exported for callers)
     CAPACITY, KUBELET_VERSION, LEASE_DURATION, LEASE_NAMESPACE, LEASE_RENEW, NODE_KEY,
@@ -201,6 +202,8 @@ class SimulatedNodeAgent(Controller):
 def agents(ctx: ControllerContext) -> list[SimulatedNodeAgent]:
     """One agent per configured node (config.node_mode == "simulated")."""
     cfg = ctx.config
+    slot = nodeslots.slots(cfg)
     return [SimulatedNodeAgent(ctx, n.name, dict(n.labels), [dict(t) for t in n.taints],
-                               node_pod_cidr(cfg, i), internal_ip=node_internal_ip(cfg, i))
-            for i, n in enumerate(cfg.nodes)]
+                               node_pod_cidr(cfg, slot[n.name]),
+                               internal_ip=node_internal_ip(cfg, slot[n.name]))
+            for n in cfg.nodes]

@@ -214,5 +214,23 @@ def test_restart_without_a_node_removes_it(tmp_path: Path) -> None:
         wait_for(lambda: subprocess.run(
             ["curl", "-s", "--max-time", "5", f"http://{web1_ip}/hostname"],
             capture_output=True, text=True).stdout == "web1", 30, what="web1 answering")
+
+        # Removing the FIRST node leaves node-2 its podCIDR and InternalIP (slots are
+        # per name, not per position in the list).
+        node2 = get(c, "node", "node-2")
+        assert node2 is not None
+        before = (node2["spec"]["podCIDR"], node2["status"]["addresses"])
+        assert c.stop() == 0, c.logs()
+        config.write_text(yaml.safe_dump({"node_mode": "netns", "nodes": ["node-2"],
+                                          **RANGES}))
+        c.start()
+        wait_for(lambda: node_names(c) == ["node/node-2"], 30, what="node-1's Node deleted")
+        node2 = get(c, "node", "node-2")
+        assert node2 is not None
+        assert (node2["spec"]["podCIDR"], node2["status"]["addresses"]) == before
+        ip2 = next(a["address"] for a in before[1] if a["type"] == "InternalIP")
+        addrs = subprocess.run(["ip", "-n", f"{c.name}_node_node-2", "-o", "addr"],
+                               capture_output=True, text=True).stdout
+        assert f" {ip2}/" in addrs, addrs
     finally:
         finish(c)
