@@ -2,18 +2,23 @@
 
 Cluster: 1,000 services in 10 namespaces — 900 ClusterIP, 100 headless with 20 ready
 endpoints each (2,000 pods with hostnames). Query mix (same file for both servers):
-60% A hits (service names and pod hostnames), 20% SRV, 20% NXDOMAIN.
+service A hits, pod-hostname A hits, SRV, NXDOMAIN (query_file). Before measuring, a
+sample of every query class is asked of both servers and the answers compared.
 
-netd runs in its own process (uvloop, the real DnsServer + ZoneIndex + resolver) while a
-task changes one service's records 100 times per second and swaps in a rebuilt index
-each time, as the indexer does. nsd (Debian) serves a static zone with the same names,
-one server process. Each server gets a throughput run (dnsperf, as fast as it can) and a
-latency run at a fixed rate (dnsperf -v, p50/p99 from the per-query latencies).
+netd runs in its own process exactly as the daemon serves DNS (see serve_netd); a task
+can change one service's records 100 times per second, each change a ZoneIndex rebuild
+from the previous index + DnsServer.set_index, as the indexer does — only while netd is
+being measured "with churn". nsd (Debian) serves a static zone with the same names, one
+server process, response rate limiting off. Throughput runs (dnsperf as fast as it can)
+alternate between the servers for --rounds rounds and report medians; then one latency
+run each at a fixed rate (dnsperf -v, p50/p99 from the per-query latencies), netd with
+churn.
 
-Needs root-free loopback only, and the Debian packages: `apt-get install -y dnsperf nsd`
-(run automatically when missing and we are root).
+Needs loopback only, and the Debian packages: `apt-get install -y dnsperf nsd`
+(run automatically when missing and we are root). Run it under the shared lock:
 
-  .venv/bin/python bench/dns_bench.py [--seconds 10] [--churn 100] [--rate 20000]
+  flock /tmp/netd-bench.lock .venv/bin/python bench/dns_bench.py [--seconds 10]
+        [--rounds 3] [--churn 100] [--rate 20000]
 """
 from __future__ import annotations
 
@@ -109,15 +114,25 @@ def zone_file(path: Path, services: list[dict], slices: list[dict]) -> None:
 
 # ---- netd's server (child process) ---------------------------------------------------------
 
-def serve_netd(port: int, churn: int) -> None:
+def serve_netd(port: int) -> None:
+    """The daemon's DNS path in a process of its own: uvloop installed as `netd up`
+    does (netd.cli.lifecycle), the daemon's GC tuning (netd.daemon.tune_gc), sockets
+    opened and served by the same functions DnsService uses for every node
+    (netd.dns.service.open_sockets / serve: batched UDP + TCP), and an index swapped in
+    with DnsServer.set_index, as DnsIndexer's callback does. Commands on stdin:
+    `churn N` (N record changes per second, each a ZoneIndex rebuild from the previous
+    index + set_index; 0 stops), `stats` (prints build times and the metrics' request
+    count on stdout)."""
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
+    from netd.daemon import tune_gc
     from netd.dns.index import DnsConfig, ZoneIndex
     from netd.dns.metrics import Metrics
-    from netd.dns.server import DnsServer, serve_udp
+    from netd.dns.server import DnsServer
+    from netd.dns.service import open_sockets, serve
 
     services, slices = cluster()
     cfg = DnsConfig()
@@ -126,72 +141,146 @@ def serve_netd(port: int, churn: int) -> None:
                   ["default", "kube-system"] + [f"ns{i}" for i in range(N_NS)]]
 
     async def main() -> None:
-        server = DnsServer(metrics=Metrics())
+        metrics = Metrics()
+        server = DnsServer(metrics=metrics)
         index = ZoneIndex.build(services, slices, [], cfg, namespaces=namespaces)
         server.set_index(index)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.bind(("127.0.0.1", port))
-        sock.setblocking(False)
-        await serve_udp(server, sock, "dns://bench")
-        print("READY", flush=True)
+        udp, tcp = open_sockets("127.0.0.1", port)
+        await serve(server, udp, tcp, "dns://bench")
+        tune_gc()
+        loop = asyncio.get_running_loop()
+        rate = [0]
+        wake = asyncio.Event()
         builds: list[float] = []
-        if churn:
-            # A ClusterIP service whose address flips: its A/SRV answers change.
-            target = services[N_SVC - 1]
-            ips = ("10.96.250.1", "10.96.250.2")
-            n = 0
-            interval = 1.0 / churn
-            next_at = time.perf_counter()
-            while True:
-                next_at += interval
-                delay = next_at - time.perf_counter()
-                await asyncio.sleep(max(0.0, delay))
-                n += 1
-                ip = ips[n % 2]
-                # A new object per change, as the informer delivers it (cached objects
-                # are never mutated: the index reuses records of unchanged objects).
-                target = dict(target, spec=dict(target["spec"], clusterIP=ip,
-                                                 clusterIPs=[ip]))
-                services[N_SVC - 1] = target
-                t0 = time.perf_counter()
-                index = ZoneIndex.build(services, slices, [], cfg, namespaces=namespaces,
-                                        generation=n, previous=index)
-                server.set_index(index)
-                builds.append(time.perf_counter() - t0)
-                if len(builds) % 500 == 0:
-                    b = sorted(builds)
-                    print(f"index build+swap p50 {b[len(b) // 2] * 1e3:.1f} ms "
-                          f"p99 {b[int(len(b) * 0.99)] * 1e3:.1f} ms", file=sys.stderr,
-                          flush=True)
-        else:
-            await asyncio.Event().wait()
 
-    asyncio.run(main())
+        def command() -> None:
+            line = sys.stdin.readline().split()
+            if not line:
+                loop.stop()
+            elif line[0] == "churn":
+                rate[0] = int(line[1])
+                builds.clear()
+                wake.set()
+            elif line[0] == "stats":
+                b = sorted(builds) or [0.0]
+                served = sum(sum(s.requests) for s in metrics.stats)
+                print(f"builds {len(b)} p50 {b[len(b) // 2] * 1e3:.2f} ms p99 "
+                      f"{b[int(len(b) * 0.99)] * 1e3:.2f} ms; requests counted {served}",
+                      flush=True)
+
+        loop.add_reader(sys.stdin.fileno(), command)
+        print("READY", flush=True)
+        # A ClusterIP service whose address flips: its A/SRV/PTR answers change.
+        target = services[N_SVC - 1]
+        ips = ("10.96.250.1", "10.96.250.2")
+        n = 0
+        next_at = time.perf_counter()
+        while True:
+            if not rate[0]:
+                wake.clear()
+                await wake.wait()
+                next_at = time.perf_counter()
+                continue
+            next_at += 1.0 / rate[0]
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            n += 1
+            ip = ips[n % 2]
+            # A new object per change, as the informer delivers it (cached objects
+            # are never mutated: the index reuses records of unchanged objects).
+            target = dict(target, spec=dict(target["spec"], clusterIP=ip, clusterIPs=[ip]))
+            services[N_SVC - 1] = target
+            t0 = time.perf_counter()
+            index = ZoneIndex.build(services, slices, [], cfg, namespaces=namespaces,
+                                    generation=n, previous=index)
+            server.set_index(index)
+            builds.append(time.perf_counter() - t0)
+
+    try:
+        asyncio.run(main())
+    except RuntimeError:
+        pass    # loop stopped on stdin EOF
 
 
 # ---- runners -------------------------------------------------------------------------------
 
 def free_port() -> int:
+    """A loopback port free for both UDP and TCP (netd opens both, like the daemon)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port")
+
+
+def ask(port: int, name: str, qtype: str, timeout: float = 1.0) -> Any:
+    from dnslib import DNSRecord
+    q = DNSRecord.question(name, qtype)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        s.settimeout(timeout)
+        s.sendto(q.pack(), ("127.0.0.1", port))
+        return DNSRecord.parse(s.recv(65535))
 
 
 def wait_answering(port: int, timeout: float = 20) -> None:
-    from dnslib import DNSRecord
-    q = DNSRecord.question("svc999.ns9.svc.cluster.local").pack()
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        while time.monotonic() < deadline:
-            s.sendto(q, ("127.0.0.1", port))
-            try:
-                s.recv(4096)
-                return
-            except OSError:
-                continue
+    while time.monotonic() < deadline:
+        try:
+            ask(port, "svc999.ns9.svc.cluster.local", "A", 0.2)
+            return
+        except OSError:
+            continue
     raise RuntimeError(f"nothing answers on 127.0.0.1:{port}")
+
+
+def query_classes(qfile: Path) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for line in qfile.read_text().split("\n"):
+        if not line:
+            continue
+        name, qtype = line.split()
+        svc = int(re.search(r"(?:svc|missing)(\d+)", name).group(1))  # type: ignore[union-attr]
+        kind = ("NXDOMAIN" if name.startswith("missing") else
+                f"SRV {'headless' if svc < N_HEADLESS else 'ClusterIP'}" if qtype == "SRV"
+                else "A pod hostname" if name.count(".") == 5
+                else f"A {'headless' if svc < N_HEADLESS else 'ClusterIP'}")
+        out.setdefault(kind, []).append((name, qtype))
+    return out
+
+
+def same_answers(ports: dict[str, int], qfile: Path, sample: int = 25) -> bool:
+    """Spot-check that both servers give the same rcode, TC bit and answer RRset (as a
+    set: order and TTL aside) for a sample of every query class of the mix."""
+    ok = True
+    print(f"{'query class':18} {'sampled':>7} {'differ':>6}  (rcode, TC, answers: "
+          f"{' vs '.join(ports)})")
+    for kind, queries in sorted(query_classes(qfile).items()):
+        bad = 0
+        picked = queries[:: max(1, len(queries) // sample)][:sample]
+        for name, qtype in picked:
+            seen = []
+            for port in ports.values():
+                r = ask(port, name, qtype)
+                seen.append((r.header.rcode, r.header.tc,
+                             sorted((str(rr.rname).lower(), rr.rtype, str(rr.rdata))
+                                    for rr in r.rr)))
+            if seen[0][1] and seen[1][1]:
+                # Both truncated (the answer does not fit 512 bytes): nsd sends an
+                # empty answer, netd keeps the records that fit (miekg/dns Truncate,
+                # as CoreDNS); the TCP retry gets the whole set from either.
+                seen = [x[:2] for x in seen]
+            if seen[0] != seen[1]:
+                bad += 1
+                if bad == 1:
+                    print(f"  {name} {qtype}: {seen[0]} != {seen[1]}")
+        ok = ok and not bad
+        print(f"{kind:18} {len(picked):7} {bad:6}")
+    return ok
 
 
 def dnsperf(port: int, qfile: Path, seconds: float, rate: int | None = None
@@ -202,10 +291,12 @@ def dnsperf(port: int, qfile: Path, seconds: float, rate: int | None = None
         argv += ["-Q", str(rate), "-v"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
     res: dict[str, float] = {}
-    m = re.search(r"Queries per second:\s+([\d.]+)", out)
-    res["qps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"Queries lost:\s+(\d+)", out)
-    res["lost"] = float(m.group(1)) if m else 0.0
+    for key, pattern in (("qps", r"Queries per second:\s+([\d.]+)"),
+                         ("lost", r"Queries lost:\s+(\d+)"),
+                         ("sent", r"Queries sent:\s+(\d+)"),
+                         ("resp_size", r"response (\d+)")):
+        m = re.search(pattern, out)
+        res[key] = float(m.group(1)) if m else 0.0
     if rate:
         lat = sorted(float(x) for x in re.findall(r"^> \S+ .* ([\d.]+)$", out, re.M))
         if lat:
@@ -214,13 +305,18 @@ def dnsperf(port: int, qfile: Path, seconds: float, rate: int | None = None
     return res
 
 
-def start_nsd(tmp: Path, port: int, services: list[dict], slices: list[dict]
-              ) -> subprocess.Popen[bytes]:
-    zone_file(tmp / "cluster.local.zone", services, slices)
-    conf = tmp / "nsd.conf"
-    conf.write_text(f"""server:
+NSD_CONF = """server:
   ip-address: 127.0.0.1@{port}
+  # One server process, as netd answers from one event loop.
   server-count: 1
+  reuseport: no
+  do-ip6: no
+  # Debian's nsd limits responses per source by default (rrl-ratelimit 200/s): a
+  # benchmark from one address would be throttled to a trickle of drops and slips.
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+  # Full additional sections for SRV targets, as netd (CoreDNS) sends them.
+  minimal-responses: no
   zonesdir: "{tmp}"
   pidfile: "{tmp}/nsd.pid"
   database: ""
@@ -236,7 +332,14 @@ remote-control:
 zone:
   name: cluster.local
   zonefile: cluster.local.zone
-""")
+"""
+
+
+def start_nsd(tmp: Path, port: int, services: list[dict], slices: list[dict]
+              ) -> subprocess.Popen[bytes]:
+    zone_file(tmp / "cluster.local.zone", services, slices)
+    conf = tmp / "nsd.conf"
+    conf.write_text(NSD_CONF.format(port=port, tmp=tmp))
     return subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -261,61 +364,111 @@ def stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
+class NetdChild:
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        assert self.readline() == "READY"
+
+    def readline(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def churn(self, rate: int) -> None:
+        self.send(f"churn {rate}")
+
+    def stats(self) -> str:
+        self.send("stats")
+        return self.readline()
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--seconds", type=float, default=10, help="length of each dnsperf run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved throughput rounds (nsd, netd, netd+churn); medians")
     ap.add_argument("--churn", type=int, default=100, help="record changes per second")
     ap.add_argument("--rate", type=int, default=20000, help="QPS of the latency runs")
-    ap.add_argument("--servers", default="nsd,netd",
-                    help="comma-separated subset of nsd,netd to run")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve_netd(args.serve, args.churn)
+        serve_netd(args.serve)
         return
     preflight()
     os.environ["PATH"] += ":/usr/sbin"
     services, slices = cluster()
-    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {}
+    lat: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="dnsbench") as d:
         tmp = Path(d)
         qfile = tmp / "queries.txt"
         n = query_file(qfile)
-        print(f"cluster: {N_SVC} services, {N_HEADLESS * EPS_PER_HEADLESS} pods; "
-              f"{n} queries in the mix; churn {args.churn}/s (netd)")
-        port = free_port()
-        run = set(args.servers.split(","))
-        nsd = start_nsd(tmp, port, services, slices) if "nsd" in run else None
+        print(f"cluster: {N_SVC} services ({N_HEADLESS} headless), "
+              f"{N_HEADLESS * EPS_PER_HEADLESS} pods; {n} queries in the mix "
+              f"(60% A, 20% SRV, 20% NXDOMAIN... see query_file)")
+        print("servers: nsd (Debian, server-count 1: one answering process) and netd "
+              "(one process, one uvloop event loop; batched UDP listener as in the daemon)")
+        ports = {"nsd": free_port(), "netd": 0}
+        nsd = start_nsd(tmp, ports["nsd"], services, slices)
+        netd: NetdChild | None = None
         try:
-            if nsd is not None:
-                wait_answering(port)
-                results["nsd"] = dnsperf(port, qfile, args.seconds)
-                results["nsd"].update({k: v for k, v in dnsperf(
-                    port, qfile, args.seconds / 2, args.rate).items() if k.endswith("_ms")})
+            ports["netd"] = free_port()
+            netd = NetdChild(ports["netd"])
+            wait_answering(ports["nsd"])
+            wait_answering(ports["netd"])
+            if not same_answers(ports, qfile):
+                print("WARNING: the servers' answers differ (see above)")
+            for port in ports.values():
+                # One pass over the mix first: netd's answers are encoded on first
+                # use (the wire cache), nsd's zone is paged in.
+                subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d",
+                                str(qfile), "-n", "1", "-q", "50"], capture_output=True,
+                               timeout=120, check=False)
+            # Interleaved rounds: the machine's noise hits every server alike.
+            for _ in range(args.rounds):
+                runs.setdefault("nsd", []).append(dnsperf(ports["nsd"], qfile, args.seconds))
+                runs.setdefault("netd", []).append(dnsperf(ports["netd"], qfile,
+                                                           args.seconds))
+                netd.churn(args.churn)
+                runs.setdefault("netd+churn", []).append(
+                    dnsperf(ports["netd"], qfile, args.seconds))
+                netd.churn(0)
+            lat["nsd"] = dnsperf(ports["nsd"], qfile, args.seconds / 2, args.rate)
+            netd.churn(args.churn)
+            lat["netd+churn"] = dnsperf(ports["netd"], qfile, args.seconds / 2, args.rate)
+            build = netd.stats()
+            netd.churn(0)
         finally:
-            if nsd is not None:
-                stop(nsd)
-        if "netd" in run:
-            port = free_port()
-            netd = subprocess.Popen([sys.executable, __file__, "--serve", str(port),
-                                     "--churn", str(args.churn)], stdout=subprocess.PIPE,
-                                    start_new_session=True)
-            try:
-                assert netd.stdout is not None
-                netd.stdout.readline()
-                wait_answering(port)
-                results["netd"] = dnsperf(port, qfile, args.seconds)
-                results["netd"].update({k: v for k, v in dnsperf(
-                    port, qfile, args.seconds / 2, args.rate).items() if k.endswith("_ms")})
-            finally:
-                stop(netd)
-    print(f"{'server':8} {'QPS':>10} {'lost':>8} {'p50 ms':>8} {'p99 ms':>8}  "
-          f"(latency at {args.rate} QPS)")
-    for name, r in results.items():
-        print(f"{name:8} {r['qps']:10.0f} {r['lost']:8.0f} {r.get('p50_ms', 0):8.3f} "
-              f"{r.get('p99_ms', 0):8.3f}")
-    if results.get("nsd", {}).get("qps") and "netd" in results:
-        print(f"ratio netd/nsd QPS: {results['netd']['qps'] / results['nsd']['qps']:.2f}")
+            stop(nsd)
+            if netd is not None:
+                stop(netd.proc)
+    print(f"\nthroughput: dnsperf -c 4 -q 200, {args.seconds:g} s x {args.rounds} rounds "
+          f"(median; all runs in brackets)")
+    print(f"{'server':11} {'QPS':>8} {'lost':>6} {'resp B':>6}  runs")
+    for name, rs in runs.items():
+        print(f"{name:11} {median([r['qps'] for r in rs]):8.0f} "
+              f"{sum(r['lost'] for r in rs):6.0f} {rs[0]['resp_size']:6.0f}  "
+              f"[{', '.join('%.0f' % r['qps'] for r in rs)}]")
+    print(f"\nlatency at {args.rate} QPS ({args.seconds / 2:g} s):")
+    for name, r in lat.items():
+        print(f"{name:11} p50 {r.get('p50_ms', 0):.3f} ms  p99 {r.get('p99_ms', 0):.3f} ms  "
+              f"lost {r['lost']:.0f}")
+    print(f"netd churn {args.churn}/s during the latency run: index {build}")
+    nsd_qps = median([r["qps"] for r in runs["nsd"]])
+    if nsd_qps:
+        for name in ("netd", "netd+churn"):
+            print(f"ratio {name}/nsd QPS: {median([r['qps'] for r in runs[name]]) / nsd_qps:.2f}")
 
 
 if __name__ == "__main__":

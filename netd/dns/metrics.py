@@ -60,6 +60,19 @@ class Stats:
         self.buckets[slot][0 if seconds <= FIRST_BUCKET else bisect_left(BUCKETS, seconds)] += 1
         self.sums[slot] += seconds
 
+    def observe_many(self, slots: list[int], rcodes: list[int], seconds: float) -> None:
+        """A batch of queries answered together (netd.dns.udpbatch): `slots[t]` of
+        type slot t, `rcodes[r]` with rcode r, each taking `seconds`."""
+        bucket = 0 if seconds <= FIRST_BUCKET else bisect_left(BUCKETS, seconds)
+        for slot, n in enumerate(slots):
+            if n:
+                self.requests[slot] += n
+                self.buckets[slot][bucket] += n
+                self.sums[slot] += seconds * n
+        for rcode, n in enumerate(rcodes):
+            if n:
+                self.responses[rcode] += n
+
 
 @dataclass
 class Metrics:

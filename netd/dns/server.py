@@ -22,7 +22,7 @@ from typing import Any, Callable
 from dnslib import EDNS0, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from netd.dns import metrics as metrics_mod
-from netd.dns import wire
+from netd.dns import udpbatch, wire
 from netd.dns.wirecache import Entry, WireCache, cacheable_type, soa_offset
 
 log = logging.getLogger("netd.dns.server")
@@ -55,6 +55,7 @@ class DnsServer:
         self.tagger = tagger
         self.index: Any = None
         self.cache = WireCache()
+        self._udp_buffers: Any = None     # udpbatch.Buffers, shared by the listeners
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- index -----------------------------------------------------------------------
@@ -285,68 +286,35 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         t0 = _perf()
         server = self.server
-        n = len(data)
-        # Fast path: a plain query (QR=0, opcode 0), one question, no answer or
-        # authority records, at most one additional (the OPT).
-        if n > 16 and not data[2] & 0xF8 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00" \
-                and not server.query_log:
-            ar = data[11]
-            entry = None
-            if ar == 0:
-                qend = n - 4
-                entry = server.cache.plain.get(data[12:].lower())
-                limit = 512
-            elif ar == 1:
-                p = 12
-                while True:
-                    ln = data[p] if p < n else 255
-                    if ln == 0 or ln > 63:
-                        break
-                    p += ln + 1
-                o = p + 5   # OPT: root name, type 41, class = size, ttl, rdlen
-                if ln == 0 and o + 11 <= n and data[o] == 0 and data[o + 1] == 0 \
-                        and data[o + 2] == 41 and data[o + 6] == 0 \
-                        and o + 11 + ((data[o + 9] << 8) | data[o + 10]) == n:
-                    qend = p + 1
-                    key = data[12:o].lower()
-                    entry = (server.cache.edns_do if data[o + 7] & 0x80
-                             else server.cache.edns).get(key)
-                    limit = max(512, (data[o + 3] << 8) | data[o + 4])
-            if entry is not None:
-                resp = entry.full
-                soa = entry.soa
-                if len(resp) > limit:
-                    resp = entry.trunc.get(limit)  # type: ignore[assignment]
-                    if resp is None or soa:
-                        server.handle(data, self.stats, limit, self._sender(addr))
-                        return
-                out = bytearray(resp)
-                out[0] = data[0]
-                out[1] = data[1]
-                out[2] = (out[2] & 0xFE) | (data[2] & 0x01)
-                out[3] = (out[3] & 0xEF) | (data[3] & 0x10)
-                out[12:qend] = data[12:qend]
-                if soa:
-                    out[soa:soa + 4] = server.cache.serial
-                self.transport.sendto(out, addr)  # type: ignore[union-attr]
-                server.metrics.cache_hits["denial" if entry.denial else "success"] += 1
-                self.stats.observe(entry.slot, entry.rcode, _perf() - t0)
-                return
-        server.handle(data, self.stats, _udp_limit(data), self._sender(addr))
+        found = None if server.query_log else udpbatch.probe(server.cache, data)
+        if found is not None:
+            entry, qend, limit = found
+            resp = entry.full
+            soa = entry.soa
+            if len(resp) > limit:
+                resp = entry.trunc.get(limit)  # type: ignore[assignment]
+                if resp is None or soa:
+                    server.handle(data, self.stats, limit, self._sender(addr))
+                    return
+            out = bytearray(resp)
+            out[0] = data[0]
+            out[1] = data[1]
+            out[2] = (out[2] & 0xFE) | (data[2] & 0x01)
+            out[3] = (out[3] & 0xEF) | (data[3] & 0x10)
+            out[12:qend] = data[12:qend]
+            if soa:
+                out[soa:soa + 4] = server.cache.serial
+            self.transport.sendto(out, addr)  # type: ignore[union-attr]
+            server.metrics.cache_hits["denial" if entry.denial else "success"] += 1
+            self.stats.observe(entry.slot, entry.rcode, _perf() - t0)
+            return
+        server.handle(data, self.stats, udpbatch.udp_limit(data), self._sender(addr))
 
     def _sender(self, addr: Any) -> Callable[[bytes], None]:
         def send(resp: bytes) -> None:
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.sendto(resp, addr)
         return send
-
-
-def _udp_limit(data: bytes) -> int:
-    try:
-        q = wire.parse_query(data)
-    except wire.FormatError:
-        return 512
-    return q.udp_size if q.edns else 512
 
 
 class TcpProtocol(asyncio.Protocol):
@@ -397,10 +365,18 @@ class TcpProtocol(asyncio.Protocol):
             self.transport.write(len(resp).to_bytes(2, "big") + resp)
 
 
-async def serve_udp(server: DnsServer, sock: Any, name: str) -> asyncio.DatagramTransport:
+async def serve_udp(server: DnsServer, sock: Any, name: str, *,
+                    batched: bool | None = None) -> Any:
+    """Serve DNS on a bound UDP socket. Batched (recvmmsg/sendmmsg, netd.dns.udpbatch)
+    where the platform has it, else the per-datagram asyncio protocol; `batched`
+    forces one (tests run both). Returns the listener; `close()` stops it."""
     loop = asyncio.get_running_loop()
     fam = "2" if sock.family == 10 else "1"
     stats = server.metrics.listener(name, "udp", fam)
+    if batched is None:
+        batched = udpbatch.available()
+    if batched:
+        return udpbatch.BatchedUdp(server, sock, stats, loop)
     transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(server, stats),
                                                        sock=sock)
     return transport

@@ -1,6 +1,8 @@
 """The DNS component the daemon starts: one DnsServer (index, wire cache, forwarder)
 answering on the DNS service IP inside every node namespace, like NodeLocal DNSCache:
-a pod's query to 10.96.0.10 never leaves its node.
+a pod's query to 10.96.0.10 never leaves its node. It also answers on each node's
+InternalIP:53 (and serves CoreDNS's metrics port 9153 there): the addresses the node
+agents' mirror pods give the kube-dns Service's endpoints (netd.node.mirror).
 
 Per node namespace: dns_ip/32 on the namespace's `lo` (the address is then local, so the
 kernel delivers packets from pods to our sockets), and UDP + TCP sockets bound to
@@ -18,7 +20,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any, Callable
 
-from netd.dns import forward, metrics
+from netd.dns import forward, metrics, metricshttp
 from netd.dns.server import DnsServer, serve_tcp, serve_udp
 
 if TYPE_CHECKING:
@@ -54,6 +56,15 @@ def open_sockets(ip: str, port: int) -> tuple[socket.socket, socket.socket]:
     return udp, tcp
 
 
+async def serve(server: DnsServer, udp: socket.socket, tcp: socket.socket, name: str
+                ) -> list[Callable[[], None]]:
+    """Start one listener pair (what every node gets; bench/dns_bench.py runs this
+    same code); returns the functions that stop it."""
+    listener = await serve_udp(server, udp, name)
+    srv = await serve_tcp(server, tcp, name)
+    return [listener.close, srv.close]
+
+
 def _ensure_address(link: str, ip: str) -> None:
     from netd.node import nl
     with nl.Netlink() as sock:
@@ -65,6 +76,30 @@ def _ensure_address(link: str, ip: str) -> None:
         except nl.NetlinkError as exc:
             if exc.errno != errno.EEXIST:
                 raise
+
+
+def _node_ip_job(node: NodeNet, port: int
+                 ) -> Callable[[], tuple[socket.socket, socket.socket, socket.socket]]:
+    """DNS (UDP+TCP) and the metrics port on the node's own InternalIP, which the
+    node's interface already carries: the addresses the kube-dns endpoints list."""
+    from netd.node import nsexec
+
+    def job() -> tuple[socket.socket, socket.socket, socket.socket]:
+        if node.netns_path is not None:
+            nsexec.enter(node.netns_path, nsexec.CLONE_NEWNET)
+        udp, tcp = open_sockets(node.ip, port)
+        web = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            web.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            web.bind((node.ip, metricshttp.PORT))
+            web.listen(64)
+            web.setblocking(False)
+        except OSError:
+            for s in (udp, tcp, web):
+                s.close()
+            raise
+        return udp, tcp, web
+    return job
 
 
 def _node_job(node: NodeNet, link: str, ip: str, port: int
@@ -115,16 +150,32 @@ class DnsService:
                                                                 self.port))
                 await self._serve(udp, tcp, f"dns://{cfg.dns_ip}:{self.port}")
                 log.info("node %s: DNS on %s:%d", node.name, cfg.dns_ip, self.port)
+                await self._serve_node_ip(node)
         if cfg.dns.host_address:
             udp, tcp = open_sockets(cfg.dns.host_address, self.port)
             await self._serve(udp, tcp, f"dns://{cfg.dns.host_address}:{self.port}")
             log.info("DNS on host address %s:%d", cfg.dns.host_address, self.port)
 
+    async def _serve_node_ip(self, node: NodeNet) -> None:
+        from netd.node import nsexec
+        try:
+            udp, tcp, web = await nsexec.workers().run(_node_ip_job(node, self.port))
+        except OSError as exc:
+            # Host mode: the host's own resolver may hold :53. The DNS IP still works;
+            # the kube-dns endpoint for this node is then not answering.
+            log.warning("node %s: no DNS on its address %s:%d: %s", node.name, node.ip,
+                        self.port, exc)
+            return
+        await self._serve(udp, tcp, f"dns://{node.ip}:{self.port}")
+        self._sockets.append(web)
+        srv = await metricshttp.serve_metrics(web, metrics.render)
+        self._closers.append(srv.close)
+        log.info("node %s: DNS on %s:%d, metrics on :%d", node.name, node.ip, self.port,
+                 metricshttp.PORT)
+
     async def _serve(self, udp: socket.socket, tcp: socket.socket, name: str) -> None:
         self._sockets += [udp, tcp]
-        transport = await serve_udp(self.server, udp, name)
-        srv = await serve_tcp(self.server, tcp, name)
-        self._closers += [transport.close, srv.close]
+        self._closers += await serve(self.server, udp, tcp, name)
 
     async def stop(self) -> None:
         for close in self._closers:

@@ -108,3 +108,72 @@ def test_record_follows_scale_down_and_up(dns_cluster: Cluster) -> None:
     ip1 = pod(c, "web-1")["status"]["podIP"]
     wait_for(lambda: dig(c, "web-0", "+short", name) == [ip1], 30, interval=0.1,
              what="web-1's record to come back")
+
+
+def node_ips(c: Cluster) -> dict[str, str]:
+    nodes = json.loads(c.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    return {n["metadata"]["name"]: next(a["address"] for a in n["status"]["addresses"]
+                                        if a["type"] == "InternalIP") for n in nodes}
+
+
+def kube_dns_endpoints(c: Cluster) -> tuple[set[str], set[tuple[str, int, str]]]:
+    eps = json.loads(c.kubectl("get", "endpoints", "-n", "kube-system", "kube-dns",
+                               "-o", "json").stdout)
+    addrs = {a["ip"] for s in eps.get("subsets") or [] for a in s.get("addresses") or []}
+    ports = {(p["name"], p["port"], p["protocol"]) for s in eps.get("subsets") or []
+             for p in s.get("ports") or []}
+    return addrs, ports
+
+
+def test_kube_dns_endpoints_list_every_node(dns_cluster: Cluster) -> None:
+    c = dns_cluster
+    ips = set(node_ips(c).values())
+    assert len(ips) == 2
+    wait_for(lambda: kube_dns_endpoints(c)[0] == ips, 30, what="kube-dns endpoints")
+    assert kube_dns_endpoints(c)[1] == {("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"),
+                                        ("metrics", 9153, "TCP")}
+    slices = json.loads(c.kubectl("get", "endpointslices", "-n", "kube-system", "-l",
+                                  "kubernetes.io/service-name=kube-dns", "-o",
+                                  "json").stdout)["items"]
+    assert {a for s in slices for e in s["endpoints"] for a in e["addresses"]} == ips
+    wide = c.kubectl("get", "pods", "-n", "kube-system", "-o", "wide").stdout
+    for node, ip in node_ips(c).items():
+        assert f"coredns-{node}" in wide and ip in wide
+
+
+def test_dig_node_ip_from_a_pod(dns_cluster: Cluster) -> None:
+    c = dns_cluster
+    for ip in node_ips(c).values():
+        out = in_pod(c, "web-0", "dig", "+time=2", "+tries=1", f"@{ip}", "+short",
+                     "kubernetes.default.svc.cluster.local").stdout.split()
+        assert out == ["10.96.0.1"], (ip, out)
+        tcp = in_pod(c, "web-0", "dig", "+time=2", "+tries=1", "+tcp", f"@{ip}", "+short",
+                     "kubernetes.default.svc.cluster.local").stdout.split()
+        assert tcp == ["10.96.0.1"]
+    ip = next(iter(node_ips(c).values()))
+    metrics = in_pod(c, "web-0", "curl", "-s", "--max-time", "5",
+                     f"http://{ip}:9153/metrics")
+    if metrics.returncode != 127:     # curl present
+        assert "coredns_dns_requests_total" in metrics.stdout
+
+
+def test_mirror_pod_recreated_after_delete(dns_cluster: Cluster) -> None:
+    c = dns_cluster
+    node = sorted(node_ips(c))[0]
+    name = f"coredns-{node}"
+    uid = json.loads(c.kubectl("get", "pod", "-n", "kube-system", name, "-o",
+                               "json").stdout)["metadata"]["uid"]
+    c.kubectl("delete", "pod", "-n", "kube-system", name, "--wait=false")
+
+    def back() -> bool:
+        r = c.kubectl("get", "pod", "-n", "kube-system", name, "-o", "json", check=False)
+        if r.returncode:
+            return False
+        p = json.loads(r.stdout)
+        return p["metadata"]["uid"] != uid and p["status"].get("phase") == "Running"
+    wait_for(back, 30, what="mirror pod recreated")
+    p = json.loads(c.kubectl("get", "pod", "-n", "kube-system", name, "-o", "json").stdout)
+    assert "kubernetes.io/config.mirror" in p["metadata"]["annotations"]
+    assert p["spec"]["hostNetwork"] is True and p["spec"]["nodeName"] == node
+    assert p["status"]["podIP"] == node_ips(c)[node]
+    wait_for(lambda: len(kube_dns_endpoints(c)[0]) == 2, 30, what="endpoint back")
