@@ -5,6 +5,7 @@ PID this fixture started and nothing else."""
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -46,6 +47,15 @@ class Cluster:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    settings: dict[str, Any] = field(default_factory=dict)   # the config it runs with
+
+    @property
+    def dns_ip(self) -> str:
+        return str(self.settings.get("dns_ip", "10.96.0.10"))
+
+    @property
+    def pod_cidr(self) -> str:
+        return str(self.settings.get("pod_cidr", "10.244.0.0/16"))
 
     @property
     def root(self) -> Path:
@@ -121,15 +131,36 @@ class Cluster:
         return proc
 
 
+# Fixed ranges some tests choose themselves; random ranges avoid them.
+_TAKEN = {150, 151, 152, 153}
+
+
+def own_ranges(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with address ranges of its own where it names none: two clusters on
+    one host with the same ranges take each other's host routes (the default ranges
+    are for one cluster a machine). Simulated nodes create no routes."""
+    if config.get("node_mode", "netns") == "simulated":
+        return config
+    a, b, c = random.sample(sorted(set(range(100, 250)) - _TAKEN), 3)
+    out = dict(config)
+    if "service_cidr" not in out:
+        out["service_cidr"] = f"10.{b}.0.0/16"
+        out.setdefault("dns_ip", f"10.{b}.0.10")
+    out.setdefault("pod_cidr", f"10.{a}.0.0/16")
+    out.setdefault("node_network", f"10.{c}.0.0/24")
+    return out
+
+
 def new_cluster(tmp: Path, *extra: str, config: dict[str, Any] | None = None) -> Cluster:
     """A cluster with its own name. Unless `--config` is among `extra`, it runs with the
     given config (default: simulated nodes — these tests are about the API and the
-    controllers; the real node network has its own tests)."""
+    controllers; the real node network has its own tests), with ranges of its own."""
     name = "e2e" + secrets.token_hex(3)
     args = list(extra)
+    settings: dict[str, Any] = {}
     if "--config" not in args:
+        settings = own_ranges(config if config is not None else {"node_mode": "simulated"})
         path = tmp / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config if config is not None
-                                       else {"node_mode": "simulated"}))
+        path.write_text(yaml.safe_dump(settings))
         args += ["--config", str(path)]
-    return Cluster(name, tmp, args)
+    return Cluster(name, tmp, args, settings=settings)

@@ -1,6 +1,6 @@
 """Cluster DNS end to end (root): `netd up` in netns mode, seed 004 (headless nginx +
 StatefulSet web), then the real `nslookup` and `dig` inside a pod's network namespace
-against the node-local DNS on 10.96.0.10. Upstream forwarding is off (`none`), so no
+against the node-local DNS on the cluster's DNS IP. Upstream forwarding is off (`none`), so no
 query can leave the machine."""
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from tests.e2e.cluster import EXAMPLES, Cluster, new_cluster, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real namespaces)")]
-
-DNS_IP = "10.96.0.10"
-
 
 @pytest.fixture(scope="module")
 def dns_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
@@ -53,8 +50,14 @@ def in_pod(c: Cluster, pod_name: str, *argv: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=30)
 
 
+def api_ip(c: Cluster) -> str:
+    """default/kubernetes' ClusterIP: the first address of the service CIDR."""
+    return c.kubectl("get", "service", "kubernetes", "-o",
+                     "jsonpath={.spec.clusterIP}").stdout.strip()
+
+
 def dig(c: Cluster, pod_name: str, *args: str) -> list[str]:
-    out = in_pod(c, pod_name, "dig", "+time=2", "+tries=1", f"@{DNS_IP}", *args)
+    out = in_pod(c, pod_name, "dig", "+time=2", "+tries=1", f"@{c.dns_ip}", *args)
     return out.stdout.split()
 
 
@@ -86,13 +89,13 @@ def test_headless_a_and_srv(dns_cluster: Cluster) -> None:
 def test_kubernetes_service_and_nxdomain(dns_cluster: Cluster) -> None:
     c = dns_cluster
     assert dig(c, "web-0", "+short", "kubernetes.default.svc.cluster.local")
-    out = in_pod(c, "web-0", "dig", "+time=2", "+tries=1", f"@{DNS_IP}",
+    out = in_pod(c, "web-0", "dig", "+time=2", "+tries=1", f"@{c.dns_ip}",
                  "nope.default.svc.cluster.local").stdout
     assert "status: NXDOMAIN" in out and "flags: qr aa rd;" in out
 
 
 def test_outside_names_refused_with_upstreams_none(dns_cluster: Cluster) -> None:
-    out = in_pod(dns_cluster, "web-0", "dig", "+time=2", "+tries=1", f"@{DNS_IP}",
+    out = in_pod(dns_cluster, "web-0", "dig", "+time=2", "+tries=1", f"@{dns_cluster.dns_ip}",
                  "example.com").stdout
     assert "status: REFUSED" in out
 
@@ -146,10 +149,10 @@ def test_dig_node_ip_from_a_pod(dns_cluster: Cluster) -> None:
     for ip in node_ips(c).values():
         out = in_pod(c, "web-0", "dig", "+time=2", "+tries=1", f"@{ip}", "+short",
                      "kubernetes.default.svc.cluster.local").stdout.split()
-        assert out == ["10.96.0.1"], (ip, out)
+        assert out == [api_ip(c)], (ip, out)
         tcp = in_pod(c, "web-0", "dig", "+time=2", "+tries=1", "+tcp", f"@{ip}", "+short",
                      "kubernetes.default.svc.cluster.local").stdout.split()
-        assert tcp == ["10.96.0.1"]
+        assert tcp == [api_ip(c)]
     ip = next(iter(node_ips(c).values()))
     metrics = in_pod(c, "web-0", "curl", "-s", "--max-time", "5",
                      f"http://{ip}:9153/metrics")

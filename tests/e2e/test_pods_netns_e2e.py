@@ -57,7 +57,7 @@ def test_nodes_register_ready(netns_cluster: Cluster) -> None:
              ["node/node-1", "node/node-2"], 30, what="both nodes")
     nodes = json.loads(c.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     for n in nodes:
-        assert n["spec"]["podCIDR"].startswith("10.244.")
+        assert n["spec"]["podCIDR"].startswith(c.pod_cidr.rsplit(".", 2)[0] + ".")
         assert {"type": "Ready", "status": "True"}.items() <= \
             next(x for x in n["status"]["conditions"] if x["type"] == "Ready").items()
 
@@ -78,7 +78,7 @@ def test_seed004_ordered_identity_and_reachability(netns_cluster: Cluster) -> No
     assert out.stdout == "web-0", out.stderr
     resolv = c.kubectl("exec", "web-1", "--", "cat", "/etc/resolv.conf").stdout
     assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
-    assert "nameserver 10.96.0.10" in resolv
+    assert f"nameserver {c.dns_ip}" in resolv
 
 
 def test_seed001_volume_survives_scale_down_and_up(netns_cluster: Cluster) -> None:
