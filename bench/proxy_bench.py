@@ -34,13 +34,31 @@ from netd.node import nsexec  # noqa: E402
 from netd.node.cluster_net import ClusterNetwork, NodeNet  # noqa: E402
 from netd.node.sandbox import Sandbox, SandboxManager  # noqa: E402
 from netd.proxy.metrics import ProxyMetrics  # noqa: E402
-from netd.proxy.model import Endpoint, ServicePort, Snapshot  # noqa: E402
+from netd.proxy.model import Endpoint, LogEntry, ServicePort, Snapshot, SvcKey  # noqa: E402
 from netd.proxy.service import NodeProxy, render_config  # noqa: E402
 
 
 class Tracker:
+    """Hands NodeProxy the snapshots the bench makes. Like ProxyTracker's, they carry a
+    change log when the bench says which Services changed (a partial sync then looks
+    at those only); without one, every port is compared."""
+
     def __init__(self) -> None:
         self.snap = Snapshot((), 0)
+        self.log: tuple[LogEntry, ...] = ()
+
+    def set(self, ports: list[ServicePort], changed: set[SvcKey] | None) -> None:
+        gen = self.snap.generation + 1
+        if changed is None:
+            self.log = ()
+            self.snap = Snapshot(tuple(ports), gen)
+            return
+        self.log = (self.log + ((self.snap.generation, gen, frozenset(changed)),))[-64:]
+        services: dict[SvcKey, tuple[ServicePort, ...]] = {}
+        for p in ports:
+            key = (p.namespace, p.name)
+            services[key] = services.get(key, ()) + (p,)
+        self.snap = Snapshot.of_services(services, sorted(services), gen, self.log)
 
     def snapshot(self) -> Snapshot:
         return self.snap
@@ -64,8 +82,8 @@ def svc_ip(cfg: Config, i: int) -> str:
 
 
 async def program(proxies: list[NodeProxy], tracker: Tracker, ports: list[ServicePort],
-                  full: bool = False) -> float:
-    tracker.snap = Snapshot(tuple(ports), tracker.snap.generation + 1)
+                  full: bool = False, changed: set[SvcKey] | None = None) -> float:
+    tracker.set(ports, changed)
     start = time.perf_counter()
     for p in proxies:
         p.runner.run_full = full or p.applied is None
@@ -139,7 +157,8 @@ async def part_d(node1: list[NodeProxy], tracker: Tracker, cfg: Config, n2: Node
         eps = old.endpoints[1:] + (Endpoint(gw(n2, 250), 9000 + k, True, True, False,
                                             "node-2"),)
         ports[i] = replace(old, endpoints=eps)
-        changes.append(await program(node1, tracker, ports))
+        changes.append(await program(node1, tracker, ports,
+                                     changed={(old.namespace, old.name)}))
     if prof:
         prof.disable()
         prof.dump_stats(profile)

@@ -5,7 +5,8 @@ At 10,000 service ports, merging every port's fragment into a new RuleSet and th
 comparing it with the applied one took ~90 ms per sync however small the change
 (kube-proxy's change trackers exist for the same reason). Here a sync finds the ports
 that changed by identity (the tracker reuses unchanged ServicePort objects; equal but
-rebuilt ones are recognised by value), takes each changed port's old fragment out of
+rebuilt ones are recognised by value), among the ports of the Services the snapshot's
+change log names when it links back to the applied snapshot (else among all), takes each changed port's old fragment out of
 the RuleSet (contributions are counted: a key several ports share stays until the
 last one goes), puts its new fragment in, and notes each touched name's value before
 and after: that Change is the transaction (nftables.partial_text).
@@ -122,26 +123,42 @@ def _free_slot(rs: RuleSet) -> int:
     return next(i for i in range(MAX_SLOTS) if i not in taken)
 
 
-def update(rs: RuleSet, snapshot: Snapshot, node: NodeView, cfg: RenderConfig) -> Update:
+def _candidates(rs: RuleSet, snapshot: Snapshot, previous: Snapshot | None
+                ) -> tuple[list[ServicePort], set[int]]:
+    """The ports of `snapshot` that may be new to `rs` (in snapshot order) and the ids
+    of the ports `rs` has that `snapshot` may have dropped. With the snapshot `rs` was
+    made for, and a log linking the two, only the Services that changed are looked at;
+    otherwise every port is."""
+    keys = snapshot.changed_since(previous.generation) if previous is not None else None
+    if keys is None or previous is None:
+        ports = snapshot.ports
+        current = {id(sp) for sp in ports}
+        return ([sp for sp in ports if id(sp) not in rs.ids],
+                {i for i in rs.ids if i not in current})
+    order = sorted(keys)
+    new = [sp for k in order for sp in snapshot.ports_of(k)]
+    current = {id(sp) for sp in new}
+    return ([sp for sp in new if id(sp) not in rs.ids],
+            {id(sp) for k in order for sp in previous.ports_of(k)
+             if id(sp) in rs.ids and id(sp) not in current})
+
+
+def update(rs: RuleSet, snapshot: Snapshot, node: NodeView, cfg: RenderConfig,
+           previous: Snapshot | None = None) -> Update:
     """Patch `rs` (complete, made by desired() or update() for this node and config)
-    into the state for `snapshot`, in place. On failure to apply, the caller must
-    discard `rs` (the kernel did not get the change)."""
+    into the state for `snapshot`, in place. `previous` is the snapshot `rs` was made
+    for, if known (it narrows the search for changes). On failure to apply, the caller
+    must discard `rs` (the kernel did not get the change)."""
     assert rs.complete
     ids = rs.ids
-    current = {id(sp): sp for sp in snapshot.ports}
-    # The DNS service is answered by the node-local DNS, never proxied.
-    arrived = {i for i in current.keys() - ids.keys()
-               if cfg.dns_ip not in current[i].cluster_ips}
-    left = ids.keys() - current.keys()
+    fresh, left = _candidates(rs, snapshot, previous)
     journal = _Journal(rs)
     result = Update(Change())
-    if not arrived and not left:
+    # The DNS service is answered by the node-local DNS, never proxied.
+    # Snapshot order: new ports take slots in order.
+    incoming = {port_base(sp): sp for sp in fresh if cfg.dns_ip not in sp.cluster_ips}
+    if not incoming and not left:
         return result
-    incoming: dict[str, ServicePort] = {}
-    if arrived:
-        for sp in snapshot.ports:        # snapshot order: new ports take slots in order
-            if id(sp) in arrived:
-                incoming[port_base(sp)] = sp
     outgoing = {ids[i]: rs.ports[ids[i]] for i in left}
     # Equal values under a new identity (a rebuilt snapshot): nothing to render.
     for b, sp in list(incoming.items()):

@@ -110,7 +110,8 @@ class NodeProxy:
             if not full and previous is not None and previous.complete:
                 # Partial: patch what was applied (in place: a failure below drops it).
                 new = previous
-                update = nftdelta.update(new, snap, self.view, self.cfg)
+                update = nftdelta.update(new, snap, self.view, self.cfg,
+                                         self.applied_snapshot)
                 changed = update.old_ports + update.new_ports
                 text = partial_text(update.change, self.cfg.table)
             else:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from netd.proxy.model import Endpoint, ServicePort, Snapshot
+from netd.proxy.model import Endpoint, LogEntry, ServicePort, Snapshot, SvcKey
 from netd.proxy.nftables import (Change, NodeView, RenderConfig, RuleSet, desired,
                                  partial_text, pick_chain, render_diff)
 from netd.proxy.nftdelta import update
@@ -79,8 +79,26 @@ def variants(rng: random.Random, sp: ServicePort) -> ServicePort:
                                                terminating=True) for e in sp.endpoints))
 
 
+def keyed_snapshot(ports: list[ServicePort], gen: int, log: tuple[LogEntry, ...]
+                   ) -> Snapshot:
+    """A snapshot as the tracker makes them: per Service, with a change log."""
+    services: dict[SvcKey, list[ServicePort]] = {}
+    for sp in ports:
+        services.setdefault((sp.namespace, sp.name), []).append(sp)
+    frozen = {k: tuple(sorted(v, key=lambda p: (p.port_name, p.protocol)))
+              for k, v in services.items()}
+    return Snapshot.of_services(frozen, sorted(frozen), gen, log)
+
+
+# scan: plain snapshots, every port compared; keyed: the tracker's snapshots and the
+# previous one, only changed Services looked at; lagging: every other snapshot applied
+# (the log spans two steps); lost: the log does not reach back (falls back to a scan).
+MODES = ["scan", "keyed", "lagging", "lost"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(12), ids=lambda s: f"seed{s}")
-def test_update_matches_desired(seed: int) -> None:
+def test_update_matches_desired(seed: int, mode: str) -> None:
     rng = random.Random(seed)
     ports = {f"s{i}": port(f"s{i}", i, tuple(ep(rng.randrange(400))
                                               for _ in range(rng.randrange(0, 5))))
@@ -88,24 +106,40 @@ def test_update_matches_desired(seed: int) -> None:
     # two ports of one service share a ClusterIP (refcounted cluster-ips element)
     ports["multi"] = port("s3", 3, (ep(1),), port_name="https", port=443)
     gen = 1
-    rs = desired(Snapshot(tuple(ports.values()), gen), NODE, CFG)
-    for _ in range(30):
+    keyed = mode != "scan"
+    log: tuple[LogEntry, ...] = ()
+    first = keyed_snapshot(list(ports.values()), gen, log) if keyed else Snapshot(
+        tuple(ports.values()), gen)
+    rs, applied = desired(first, NODE, CFG), first
+    for step in range(30):
+        touched: set[SvcKey] = set()
         for _ in range(rng.randrange(1, 4)):
             op = rng.randrange(4)
             name = rng.choice(sorted(ports))
+            touched.add(("default", ports[name].name))
             if op == 0 and len(ports) > 5:
                 del ports[name]
             elif op == 1:
                 gen += 1
                 ports[f"n{gen}"] = port(f"n{gen}", 100 + gen % 100,
                                         tuple(ep(rng.randrange(400)) for _ in range(3)))
+                touched.add(("default", f"n{gen}"))
             else:
                 ports[name] = variants(rng, ports[name])
-        gen += 1
-        snap = Snapshot(tuple(ports.values()), gen)
+        gen, prev_gen = gen + 1, (log[-1][1] if log else 1)
+        log = log + ((prev_gen, gen, frozenset(touched)),)
+        if mode == "lost":
+            log = log[-1:]
+        snap = keyed_snapshot(list(ports.values()), gen, log) if keyed else Snapshot(
+            tuple(ports.values()), gen)
+        if mode in ("lagging", "lost") and step % 2 == 0:
+            continue
         before = desired(Snapshot(tuple(rs.ports.values()), 0), NODE, CFG, rs)
         want = desired(snap, NODE, CFG, rs)
-        result = update(rs, snap, NODE, CFG)
+        if mode == "lost":
+            assert snap.changed_since(applied.generation) is None
+        result = update(rs, snap, NODE, CFG, applied if keyed else None)
+        applied = snap
         assert state(rs) == state(want)
         check_change(result.change, before, rs)
         # the text a partial sync sends is the reference diff's, up to line order

@@ -68,7 +68,7 @@ def test_no_change_renders_nothing() -> None:
 def test_endpoint_removed_partial_sync() -> None:
     before = desired(SNAP, NODE, CFG)
     web = replace(WEB, endpoints=(A,))
-    text = render(replace(SNAP, ports=(web,) + SNAP.ports[1:]), NODE, CFG, before)
+    text = render(Snapshot((web,) + SNAP.ports[1:], SNAP.generation), NODE, CFG, before)
     svc = service_chain(web)
     # one endpoint left: a plain DNAT, its slot's elements go (B stays a hairpin
     # address: other services still use it)

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from netd.proxy.model import (Endpoint, ServicePort, build_snapshot, cluster_endpoints,
+from netd.proxy.model import (Endpoint, LogEntry, ServicePort, Snapshot, SvcKey,
+                              build_snapshot, cluster_endpoints,
                               external_endpoints, internal_endpoints, local_endpoints)
 
 DNS = "10.96.0.10"
@@ -142,3 +143,51 @@ def test_snapshot_is_sorted_and_keeps_external_ips() -> None:
     assert [p.name for p in snap.ports] == ["a", "b"]
     assert snap.ports[1].external_ips == ("192.0.2.1",)
     assert set(snap.by_key()) == {"default/a:http", "default/b:http"}
+
+
+# ---- Snapshot: lazily flattened, per-Service reads, change log ---------------------------
+
+def _sp(name: str, port_name: str = "", ns: str = "default") -> ServicePort:
+    return ServicePort(ns, name, port_name, "TCP", ("10.96.0.1",), 80, 0, (), 0, False,
+                       False, ())
+
+
+def test_snapshot_of_services_reads_like_a_flat_one() -> None:
+    a1, a2, b = _sp("a", "x"), _sp("a", "y"), _sp("b")
+    keyed = Snapshot.of_services({("default", "b"): (b,), ("default", "a"): (a1, a2)},
+                                 [("default", "a"), ("default", "b")], 3)
+    flat = Snapshot((a1, a2, b), 3)
+    assert keyed.ports == (a1, a2, b) and keyed == flat and hash(keyed) == hash(flat)
+    assert keyed != Snapshot((a1, a2, b), 4)
+    for snap in (keyed, flat):
+        assert snap.ports_of(("default", "a")) == (a1, a2)
+        assert snap.ports_of(("default", "b")) == (b,)
+        assert snap.ports_of(("other", "a")) == ()
+
+
+A, B, C = ("default", "a"), ("default", "b"), ("default", "c")
+LOG = ((-1, 3, frozenset({A, B, C})), (3, 5, frozenset({A})), (5, 6, frozenset()),
+       (6, 9, frozenset({B})))
+
+
+@pytest.mark.parametrize("log,since,expected", [
+    (LOG, 9, frozenset()),                       # the same snapshot
+    (LOG, 6, frozenset({B})),
+    (LOG, 5, frozenset({B})),                    # through an entry with no Service
+    (LOG, 3, frozenset({A, B})),
+    (LOG, -1, frozenset({A, B, C})),
+    (LOG[1:], -1, None),                         # the log does not reach back
+    (LOG, 4, None),                              # not a generation the log knows
+    (LOG, 10, None),                             # newer than the snapshot
+    ((), 3, None),                               # no log
+    (LOG[:-1], 6, None),                         # the log does not end at this snapshot
+], ids=["same", "one-step", "empty-step", "three-steps", "from-the-start", "too-old",
+        "unknown-generation", "newer", "no-log", "log-not-ending-here"])
+def test_changed_since(log: tuple[LogEntry, ...], since: int,
+                       expected: frozenset[SvcKey] | None) -> None:
+    snap = Snapshot.of_services({}, [], 9, log)
+    assert snap.changed_since(since) == expected
+
+
+def test_plain_snapshot_cannot_tell_what_changed() -> None:
+    assert Snapshot((_sp("a"),), 2).changed_since(1) is None

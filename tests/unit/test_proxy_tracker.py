@@ -9,7 +9,9 @@ import pytest
 
 from netd.controllers.endpointslice import EndpointSliceController
 from netd.proxy.model import build_snapshot
-from netd.proxy.tracker import ProxyTracker
+from netd.proxy.nftables import NodeView, RenderConfig, RuleSet, desired
+from netd.proxy.nftdelta import update
+from netd.proxy.tracker import LOG_LENGTH, ProxyTracker
 from tests.unit.test_endpoints import Env, make_env
 
 
@@ -101,6 +103,9 @@ def eps(name: str, service: str, *ips: str, port: str = "",
             "endpoints": [{"addresses": [ip]} for ip in ips]}
 
 
+CFG = RenderConfig(pod_cidr="10.244.0.0/16", service_cidr="10.96.0.0/12", dns_ip="10.96.0.10")
+NODE = NodeView("node-1", ("172.18.0.2",))
+
 STEPS: list[tuple[str, Callable[[FakeInformer, FakeInformer], None], set[str]]] = [
     ("services", lambda s, e: (s.put(svc("a", "10.96.0.1", ("", 80))),
                                s.put(svc("b", "10.96.0.2", ("x", 80), ("y", 81))),
@@ -122,6 +127,7 @@ async def test_incremental_snapshot_equals_full_build() -> None:
     ctx = type("Ctx", (), {"api": None, "config": type("C", (), {"dns_ip": "10.96.0.10"})})
     tracker = ProxyTracker(ctx, services=services, slices=slices)  # type: ignore[arg-type]
     prev = tracker.snapshot()
+    rs: RuleSet | None = None
     for name, step, changed in STEPS:
         step(services, slices)
         snap = tracker.snapshot()
@@ -132,4 +138,33 @@ async def test_incremental_snapshot_equals_full_build() -> None:
         for p in snap.ports:
             if p.namespace == "default" and p.name not in changed and p.key in before:
                 assert p is before[p.key], (name, p.key)
+        # the log names every Service whose ports are not the very same objects
+        keys = snap.changed_since(prev.generation)
+        assert keys is not None, name
+        old, new = prev.by_key(), snap.by_key()
+        moved = {(p.namespace, p.name) for k in old.keys() | new.keys()
+                 for p in (old.get(k), new.get(k)) if p is not None
+                 and old.get(k) is not new.get(k)}
+        assert moved <= keys, name
+        # and a partial sync from it builds what a full render does
+        rs = rs if rs is not None else desired(prev, NODE, CFG)
+        update(rs, snap, NODE, CFG, prev)
+        want = desired(snap, NODE, CFG, rs)
+        assert (rs.chains, rs.elements) == (want.chains, want.elements), name
         prev = snap
+
+
+async def test_change_log_is_bounded() -> None:
+    services, slices = FakeInformer(), FakeInformer()
+    ctx = type("Ctx", (), {"api": None, "config": type("C", (), {"dns_ip": "10.96.0.10"})})
+    tracker = ProxyTracker(ctx, services=services, slices=slices)  # type: ignore[arg-type]
+    first = tracker.snapshot()
+    gens = []
+    for i in range(LOG_LENGTH + 1):
+        services.put(svc(f"s{i}", f"10.96.1.{i}", ("", 80)))
+        gens.append(tracker.snapshot().generation)
+    last = tracker.snapshot()
+    assert last.changed_since(first.generation) is None        # fell out of the log
+    assert last.changed_since(gens[0]) == {("default", f"s{i}")
+                                           for i in range(1, LOG_LENGTH + 1)}
+    assert last.changed_since(gens[-2]) == {("default", f"s{LOG_LENGTH}")}
