@@ -39,7 +39,7 @@ class ApiConfig:
 class ProxyConfig:
     mode: str = "nftables"
     min_sync_interval: float = 0.0
-    full_sync_period: float = 30.0
+    full_sync_period: float = 3600.0
 
 
 @dataclass(frozen=True)

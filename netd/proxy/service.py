@@ -12,6 +12,7 @@ across a restart; the next start's first sync is a full one that adopts the tabl
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -115,10 +116,17 @@ class NodeProxy:
                 changed = update.old_ports + update.new_ports
                 text = partial_text(update.change, self.cfg.table)
             else:
-                new = desired(snap, self.view, self.cfg, previous)
+                # Rendering every service takes seconds at 10,000: on a thread, so the
+                # loop (API, DNS, other nodes' partial syncs) keeps running meanwhile
+                # (the GIL is shared in slices, not held for the whole render).
+                loop = asyncio.get_running_loop()
+                new = await loop.run_in_executor(None, desired, snap, self.view, self.cfg,
+                                                 previous)
                 if full and (previous is None or not previous.complete):
                     previous = await nftapply.existing(self.node.netns_path, self.cfg.table)
-                text = render_diff(new, previous, self.cfg.table, full=full)
+                text = await loop.run_in_executor(
+                    None, functools.partial(render_diff, new, previous, self.cfg.table,
+                                            full=full))
             if text:
                 await nftapply.apply(self.node.netns_path, text)
                 log.debug("node %s: applied %s sync:\n%s", self.node.name,
