@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,13 @@ from netd.api.kinds import resource
 from netd.node import dnsfiles
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node.ipam import PodIPAllocator
+from netd.node.mirror import DnsMirrorPod
 from netd.node.podstatus import pod_status
 from netd.node.registration import LEASE_RENEW, NODE_KEY, NodeRegistration
 from netd.node.runtime import RUNTIMES, PodRuntime
 from netd.node.sandbox import Sandbox, SandboxManager
-from netd.node.volumes import VolumeError, pod_dir, prepare
+from netd.node.volumes import (VolumeError, make_pod_dirs, pod_dir, prepare,
+                               remove_orphan_pod_dirs)
 from netd.node.workloads import PodWorker, Timing
 from netd.registry.objectapi import timestamp
 
@@ -52,6 +55,7 @@ POD_INDEX = "spec.nodeName"
 # Like NODE_KEY, not a valid "ns/name": never collides with a pod key.
 SANDBOX_CHECK_KEY = "@sandbox-check"
 SANDBOX_CHECK_PERIOD = 2.0
+STATUS_COALESCE = 0.05     # seconds a new pod's first status write waits for its containers
 
 POD = resource("", "pods")
 NODE = resource("", "nodes")
@@ -82,6 +86,7 @@ class NodeAgent(Controller):
                                              os_image="netd node (network namespace)",
                                              runtime_version="netd://1.0")
         self.runtime = PodRuntime(node.name)
+        self.mirror = DnsMirrorPod(ctx, node.name, node.ip)   # kube-dns endpoint: not run
         self.workers_by_key: dict[str, PodWorker] = self.runtime.workers
         self.pods = self.watch(ctx.factory.informer(POD), keys_for=self._pod_keys)
         self.watch(ctx.factory.informer(NODE), keys_for=self._node_keys)
@@ -97,6 +102,10 @@ class NodeAgent(Controller):
         except ValueError:
             pass   # another agent on the shared informer added it
         self._adopt: dict[str, Sandbox] = {}
+        # key -> uid of a torn-down pod whose directory (logs, volumes, state) waits
+        # for the object to go: `kubectl logs` of a finished or terminating pod reads it.
+        self._dirs: dict[str, str] = {}
+        self._created = time.time()
         self._started = False
         self._stopping: dict[str, asyncio.Task[None]] = {}
         self._last_status: dict[str, Obj] = {}
@@ -165,6 +174,12 @@ class NodeAgent(Controller):
             ip = (pod.get("status") or {}).get("podIP")
             if ip and key not in self._adopt:
                 self.ipam.reserve(pod["metadata"].get("uid", ""), ip)
+        # Directories of pods deleted while no daemon ran (kubelet's
+        # cleanupOrphanedPodDirs); only ones older than this agent, so a pod another
+        # agent is starting right now is never touched.
+        known = {str(p["metadata"].get("uid")) for p in self.pods.list()}
+        await asyncio.get_running_loop().run_in_executor(
+            None, remove_orphan_pod_dirs, self.config, known, self._created)
         self._started = True
 
     # ---- reconcile -----------------------------------------------------------------------
@@ -182,6 +197,11 @@ class NodeAgent(Controller):
             node = await self.registration.sync()
             if node is None and self.registration.lost:
                 await self._evict_all()
+            else:
+                await self.mirror.sync()
+            return
+        if self.mirror.owns(key):
+            await self.mirror.sync()
             return
         if self.registration.lost:
             return
@@ -205,8 +225,12 @@ class NodeAgent(Controller):
             return
         if worker is None:
             worker = await self._start_pod(key, pod)
-            if worker is None:
-                return
+            if worker is not None:
+                # As kubelet's status manager writes a pod's latest status rather than
+                # every step, the first write waits a moment: containers that start at
+                # once (the worker enqueues the key) make Pending -> Running one write.
+                self.enqueue_after(key, STATUS_COALESCE)
+            return
         elif worker.sandbox is not None and not os.path.exists(worker.sandbox.netns_path):
             log.warning("pod %s: sandbox network namespace vanished; recreating", key)
             await self._rebuild(key, pod, worker)
@@ -237,19 +261,18 @@ class NodeAgent(Controller):
             self.event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
             self.enqueue_after(key, 2.0)
             return None
-        sb = await self.sandboxes.create(ns, name, ip, hostname)
-        self._write_files(sb, pod)
+        sb = await self.sandboxes.create(ns, name, ip, hostname, files=self._files(pod, ip),
+                                         prepare=lambda: make_pod_dirs(self.config, pod))
         worker = PodWorker(self, pod, sb, volumes, hostname)
         self.workers_by_key[key] = worker
         state = self._load_state(uid) if adopted is not None else None
         worker.start(state)
         return worker
 
-    def _write_files(self, sb: Sandbox, pod: Obj) -> None:
+    def _files(self, pod: Obj, ip: str) -> tuple[str, str]:
         resolv = dnsfiles.resolv_conf(pod, dns_ip=self.config.dns_ip, domain=self.config.domain,
                                       host_resolv=self._host_resolv)
-        hosts = dnsfiles.hosts_file(pod, [sb.ip], self.config.domain)
-        self.sandboxes.write_files(sb, resolv, hosts)
+        return resolv, dnsfiles.hosts_file(pod, [ip], self.config.domain)
 
     def _load_state(self, uid: str) -> Obj | None:
         try:
@@ -320,8 +343,22 @@ class NodeAgent(Controller):
         elif key in self._adopt:
             self._adopt.pop(key)
             await self.sandboxes.delete(ns, name)
-        if uid and not keep_worker_state and self.pods.get(key) is None:
-            shutil.rmtree(pod_dir(self.config, uid), ignore_errors=True)
+        if uid:
+            self._dirs[key] = uid
+        await self._remove_dir(key)
+
+    async def _remove_dir(self, key: str, force: bool = False) -> None:
+        uid = self._dirs.get(key)
+        if uid is None:
+            return
+        pod = self.pods.get(key)
+        if not force and pod is not None and pod["metadata"].get("uid") == uid:
+            return
+        del self._dirs[key]
+        # Off the event loop: a few ms of file system work per pod here, which
+        # stalled every other pod while 1,000 were deleted.
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: shutil.rmtree(pod_dir(self.config, uid), ignore_errors=True))
 
     async def _evict_all(self) -> None:
         for pod in list(self.pods.by_index(POD_INDEX, self.node_name)):
@@ -332,6 +369,7 @@ class NodeAgent(Controller):
                 await self.ctx.client.delete(POD, meta["namespace"], meta["name"], grace=0)
             except (errors.NotFound, errors.Conflict):
                 pass
+            await self._remove_dir(key, force=True)
 
     async def shutdown(self) -> None:
         """Stop serving built-in sockets and watching processes; processes keep running

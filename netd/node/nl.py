@@ -41,6 +41,8 @@ RTPROT_BOOT, RTPROT_STATIC = 3, 4
 SCOPE_UNIVERSE, SCOPE_LINK, SCOPE_HOST = 0, 253, 254
 RTN_UNICAST, RTN_LOCAL, RTN_BLACKHOLE = 1, 2, 6
 
+RECV_SIZE = 1 << 16
+
 _HDR = struct.Struct("=IHHII")
 _IFI = struct.Struct("=BxHiII")
 _IFA = struct.Struct("=BBBBI")
@@ -310,7 +312,13 @@ class Netlink:
         return pending
 
     def _messages(self) -> Iterator[tuple[int, int, int, bytes]]:
-        data = self.sock.recv(1 << 20)
+        # 64 KiB, not more: Python allocates the whole size per call, and a 1 MiB
+        # buffer is an mmap + mremap + munmap (a TLB shootdown in a threaded process)
+        # for every reply, ~10 per sandbox. The kernel never sends more than 32 KiB in
+        # one datagram (dump skbs are capped at SKB_WITH_OVERHEAD(32768)).
+        data, _, flags, _ = self.sock.recvmsg(RECV_SIZE)
+        if flags & socket.MSG_TRUNC:
+            raise NetlinkError(errno.EMSGSIZE, "rtnetlink reply larger than the buffer")
         offset = 0
         while offset + _HDR.size <= len(data):
             length, kind, flags, seq, _ = _HDR.unpack_from(data, offset)

@@ -16,11 +16,13 @@ container still starts.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from netd.config import Config
 from netd.controllers.volumebinding import volume_dir
+from netd.node.containerlog import log_file
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str], Obj | None]     # (namespace, name) -> object or None
@@ -33,6 +35,42 @@ class VolumeError(Exception):
 
 def pod_dir(config: Config, uid: str) -> Path:
     return config.cluster_state_dir / "pods" / uid
+
+
+def make_pod_dirs(config: Config, pod: Obj) -> None:
+    """kubelet's makePodDataDirs: the pod's directory and a log directory per container,
+    before any container starts. The node agent runs this on a namespace worker with
+    the sandbox: a directory costs 0.2-0.7 ms on the target's disk, and the state
+    record and log writers on the event loop then find their directories in place."""
+    meta = pod.get("metadata") or {}
+    base = pod_dir(config, str(meta.get("uid") or "_"))
+    spec = pod.get("spec") or {}
+    made = False
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        if isinstance(c, dict) and c.get("name"):
+            os.makedirs(log_file(base, str(c["name"]), 0).parent, exist_ok=True)
+            made = True
+    if not made:
+        os.makedirs(base, exist_ok=True)
+
+
+def remove_orphan_pod_dirs(config: Config, known_uids: set[str], older_than: float) -> int:
+    """Remove pod directories of uids no pod has any more, last changed before
+    `older_than` (a directory a starting pod is filling right now is newer)."""
+    removed = 0
+    try:
+        entries = list((config.cluster_state_dir / "pods").iterdir())
+    except FileNotFoundError:
+        return 0
+    for d in entries:
+        try:
+            if d.name in known_uids or d.stat().st_mtime >= older_than:
+                continue
+        except FileNotFoundError:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def _safe(name: str) -> str:

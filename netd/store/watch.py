@@ -17,7 +17,7 @@ from typing import Callable
 import orjson
 
 from netd.api import errors
-from netd.store.base import WatchEvent, Watcher
+from netd.store.base import DELETED, WatchEvent, Watcher
 
 WatchKey = tuple[str | None, str | None]  # (resource, namespace); None matches all
 
@@ -188,9 +188,15 @@ class EventHistory:
         if len(events) == events.maxlen:
             self._floor = events[0][1]
         if prev_raw is None and event.prev is not None:
-            prev_raw = orjson.dumps(event.prev)
+            prev_raw = _compact(orjson.dumps(event.prev))
+        raw = event.raw
+        if event.type == DELETED:
+            # A backend encodes the final state of a deleted object just for this event
+            # (nothing else keeps those bytes): right-size orjson's buffer (see
+            # netd.store.cache.encode) before the window holds it.
+            raw = _compact(raw)
         events.append((event.type, event.rv, event.resource, event.namespace, event.name,
-                       event.raw, prev_raw))
+                       raw, prev_raw))
 
     def since(self, from_rv: int, resource: str | None,
               namespace: str | None) -> list[WatchEvent]:
@@ -211,3 +217,7 @@ class EventHistory:
                                       orjson.loads(prev_raw) if prev_raw else None))
         out.reverse()
         return out
+
+
+def _compact(raw: bytes) -> bytes:
+    return bytes(memoryview(raw))

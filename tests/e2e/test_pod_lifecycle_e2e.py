@@ -413,8 +413,10 @@ def test_sigterm_ignored_is_sigkilled_after_the_grace_period(lc: Cluster) -> Non
         terminationGracePeriodSeconds=2))
     try:
         wait_ready(c, "stubborn")
-        pid = container_pid(c, pod(c, "stubborn")["metadata"]["uid"], "main")
+        uid = pod(c, "stubborn")["metadata"]["uid"]
+        pid = container_pid(c, uid, "main")
         assert alive(pid)
+        assert (c.root / "pods" / uid).is_dir()
         t0 = time.monotonic()
         c.kubectl("delete", "pod", "stubborn", "--wait=false")
         # SIGTERM was ignored: the pod is still terminating, its process alive.
@@ -424,6 +426,9 @@ def test_sigterm_ignored_is_sigkilled_after_the_grace_period(lc: Cluster) -> Non
         wait_for(lambda: get(c, "pod", "stubborn") is None, 30, what="stubborn deleted")
         assert time.monotonic() - t0 >= 1.5, "deleted before the grace period ran out"
         assert not alive(pid), "the process must be SIGKILLed after the grace period"
+        # Its logs, volumes and state go with the object (kubelet's cleanupOrphanedPodDirs).
+        wait_for(lambda: not (c.root / "pods" / uid).exists(), 10,
+                 what="the pod directory removed")
     finally:
         delete_pods(c, "stubborn")
 
