@@ -6,9 +6,10 @@ service A hits, pod-hostname A hits, SRV, NXDOMAIN (query_file). Before measurin
 sample of every query class is asked of both servers and the answers compared.
 
 netd runs in its own process exactly as the daemon serves DNS (see serve_netd); a task
-can change one service's records 100 times per second, each change a ZoneIndex rebuild
-from the previous index + DnsServer.set_index, as the indexer does — only while netd is
-being measured "with churn". nsd (Debian) serves a static zone with the same names, one
+can change one service's records 100 times per second — each change one Service update
+event delivered through the informer to the daemon's DnsIndexer, which derives and
+publishes the next index as in the daemon — only while netd is being measured "with
+churn". nsd (Debian) serves a static zone with the same names, one
 server process, response rate limiting off. Throughput runs (dnsperf as fast as it can)
 alternate between the servers for --rounds rounds and report medians; then one latency
 run each at a fixed rate (dnsperf -v, p50/p99 from the per-query latencies), netd with
@@ -118,59 +119,106 @@ def serve_netd(port: int) -> None:
     """The daemon's DNS path in a process of its own: uvloop installed as `netd up`
     does (netd.cli.lifecycle), the daemon's GC tuning (netd.daemon.tune_gc), sockets
     opened and served by the same functions DnsService uses for every node
-    (netd.dns.service.open_sockets / serve: batched UDP + TCP), and an index swapped in
-    with DnsServer.set_index, as DnsIndexer's callback does. Commands on stdin:
-    `churn N` (N record changes per second, each a ZoneIndex rebuild from the previous
-    index + set_index; 0 stops), `stats` (prints build times and the metrics' request
-    count on stdout)."""
+    (netd.dns.service.open_sockets / serve: batched UDP + TCP), and the index kept by
+    the daemon's DnsIndexer (netd.dns.watch) over real Informer objects, its callback
+    swapping it into the server (DnsServer.set_index) as DnsService wires it.
+
+    The informers are not connected to a store: their caches are filled, and changes
+    delivered, through Informer._apply — the method a watch event goes through (cache
+    update, informer indexes, every handler) — so the indexer's own event handling,
+    coalescing and incremental rebuild are what is measured, and nothing of the API
+    server's write path. One "change" is one Service object update (a new object with
+    its cluster IP flipped, so its A, SRV and PTR answers change) delivered as one
+    MODIFIED event; the indexer builds and publishes the next index on its own task.
+
+    Commands on stdin: `churn N` (N changes per second; 0 stops), `stats` (prints the
+    per-change costs — indexer build + set_index, on the loop — the event → published
+    index delay, full builds, and the metrics' request count on stdout)."""
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
+    from types import SimpleNamespace
+
+    from netd.client.informer import InformerFactory
     from netd.daemon import tune_gc
-    from netd.dns.index import DnsConfig, ZoneIndex
+    from netd.dns.index import DnsConfig
     from netd.dns.metrics import Metrics
     from netd.dns.server import DnsServer
     from netd.dns.service import open_sockets, serve
+    from netd.dns.watch import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, DnsIndexer
+    from netd.store.base import ADDED, MODIFIED
 
     services, slices = cluster()
     cfg = DnsConfig()
-    # As the indexer passes them: Namespace objects, and the previous index.
     namespaces = [{"metadata": {"name": n}} for n in
                   ["default", "kube-system"] + [f"ns{i}" for i in range(N_NS)]]
 
     async def main() -> None:
         metrics = Metrics()
         server = DnsServer(metrics=metrics)
-        index = ZoneIndex.build(services, slices, [], cfg, namespaces=namespaces)
-        server.set_index(index)
+        factory = InformerFactory(None)  # type: ignore[arg-type]
+        indexer = DnsIndexer(SimpleNamespace(factory=factory), cfg)
+        costs: list[float] = []
+        builds: list[float] = []
+        delays: list[float] = []
+        sent: list[float] = []
+
+        def publish(index: Any) -> None:
+            t0 = time.perf_counter()
+            server.set_index(index)
+            now = time.perf_counter()
+            builds.append(indexer.last_build_seconds)
+            costs.append(indexer.last_build_seconds + now - t0)
+            if sent:
+                delays.append(now - sent[0])
+                sent.clear()
+
+        indexer.add_callback(publish)
+        for rt, objs in ((SERVICES, services), (ENDPOINT_SLICES, slices), (PODS, []),
+                         (NAMESPACES, namespaces)):
+            inf = factory.informer(rt)
+            for obj in objs:
+                inf._apply(ADDED, obj)
+            inf._synced.set()
+        svc_informer = factory.informer(SERVICES)
+        task = asyncio.ensure_future(indexer.run())
+        await indexer.synced.wait()
         udp, tcp = open_sockets("127.0.0.1", port)
         await serve(server, udp, tcp, "dns://bench")
         tune_gc()
         loop = asyncio.get_running_loop()
         rate = [0]
         wake = asyncio.Event()
-        builds: list[float] = []
 
         def command() -> None:
             line = sys.stdin.readline().split()
             if not line:
+                task.cancel()
                 loop.stop()
             elif line[0] == "churn":
                 rate[0] = int(line[1])
+                costs.clear()
                 builds.clear()
+                delays.clear()
+                indexer.full_builds = 0
                 wake.set()
             elif line[0] == "stats":
+                c = sorted(costs) or [0.0]
                 b = sorted(builds) or [0.0]
+                d = sorted(delays) or [0.0]
                 served = sum(sum(s.requests) for s in metrics.stats)
-                print(f"builds {len(b)} p50 {b[len(b) // 2] * 1e3:.2f} ms p99 "
-                      f"{b[int(len(b) * 0.99)] * 1e3:.2f} ms; requests counted {served}",
-                      flush=True)
+                print(f"changes {len(c)}: index build p50 {b[len(b) // 2] * 1e3:.3f} ms p99 "
+                      f"{b[int(len(b) * 0.99)] * 1e3:.3f} ms; build + set_index p50 "
+                      f"{c[len(c) // 2] * 1e3:.3f} ms p99 "
+                      f"{c[int(len(c) * 0.99)] * 1e3:.3f} ms max {c[-1] * 1e3:.3f} ms; "
+                      f"event -> published p50 {d[len(d) // 2] * 1e3:.2f} ms p99 "
+                      f"{d[int(len(d) * 0.99)] * 1e3:.2f} ms; full builds "
+                      f"{indexer.full_builds}; requests counted {served}", flush=True)
 
         loop.add_reader(sys.stdin.fileno(), command)
         print("READY", flush=True)
-        # A ClusterIP service whose address flips: its A/SRV/PTR answers change.
         target = services[N_SVC - 1]
         ips = ("10.96.250.1", "10.96.250.2")
         n = 0
@@ -185,15 +233,11 @@ def serve_netd(port: int) -> None:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             n += 1
             ip = ips[n % 2]
-            # A new object per change, as the informer delivers it (cached objects
-            # are never mutated: the index reuses records of unchanged objects).
+            # A new object per change, as the watch delivers it (cached objects are
+            # never mutated: the index reuses records of unchanged objects).
             target = dict(target, spec=dict(target["spec"], clusterIP=ip, clusterIPs=[ip]))
-            services[N_SVC - 1] = target
-            t0 = time.perf_counter()
-            index = ZoneIndex.build(services, slices, [], cfg, namespaces=namespaces,
-                                    generation=n, previous=index)
-            server.set_index(index)
-            builds.append(time.perf_counter() - t0)
+            sent[:] = [time.perf_counter()]
+            svc_informer._apply(MODIFIED, target)
 
     try:
         asyncio.run(main())
@@ -464,7 +508,8 @@ def main() -> None:
     for name, r in lat.items():
         print(f"{name:11} p50 {r.get('p50_ms', 0):.3f} ms  p99 {r.get('p99_ms', 0):.3f} ms  "
               f"lost {r['lost']:.0f}")
-    print(f"netd churn {args.churn}/s during the latency run: index {build}")
+    print(f"netd churn {args.churn}/s during the latency run (one change = one Service "
+          f"update event through the informer -> DnsIndexer -> set_index): {build}")
     nsd_qps = median([r["qps"] for r in runs["nsd"]])
     if nsd_qps:
         for name in ("netd", "netd+churn"):

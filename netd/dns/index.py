@@ -2,11 +2,12 @@
 EndpointSlices, Pods (and Namespaces) — an immutable snapshot.
 
 Pure: no I/O, no dnslib objects (those are made per query by netd.dns.resolver, whose
-answers the server caches). Records are derived per Service (netd.dns.fragment) and
-reused from the previous index while that Service's objects are unchanged, so a
-rebuild after one change is a merge of dicts (~10 ms at 1,000 services and 2,000
-pods on the 2-core test machine, ~35 ms for a build from scratch; see
-bench/dns_index_bench.py) and can run on the event loop.
+answers the server caches). Records are derived per Service (netd.dns.fragment). A
+build from scratch (netd.dns.assemble) takes ~35 ms at 1,000 services and 2,000 pods
+on the 2-core test machine; after that, each snapshot is derived from the previous
+one in time proportional to the change (netd.dns.delta over netd.dns.layered tables:
+~0.1 ms for one Service, see bench/dns_index_bench.py), so record churn never holds
+the event loop that answers queries.
 
 Names are stored lowercased without the trailing dot. Targets that live inside the
 cluster zone (SRV targets, the NS target) are stored *relative* to the zone, because
@@ -22,9 +23,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from netd.dns.fragment import SERVICE_NAME_LABEL, Fragment, build_fragment, dashed
+from netd.dns.fragment import SERVICE_NAME_LABEL, Fragment
+from netd.dns.layered import Layered
 
 Obj = dict[str, Any]
 SvcKey = tuple[str, str]
@@ -77,13 +79,16 @@ def reverse_zones(cidr: str) -> list[str]:
     return out
 
 
-def _split_cidrs(text: str) -> list[str]:
+def split_cidrs(text: str) -> list[str]:
     return [c.strip() for c in (text or "").split(",") if c.strip()]
 
 
 class ZoneIndex:
-    """Immutable snapshot of the zone. Build with ZoneIndex.build(); resolve with
-    netd.dns.resolver.resolve(). Never mutated after build (readers share it freely)."""
+    """Immutable snapshot of the zone. Build with ZoneIndex.build() (or derive the next
+    one from a set of changed keys with ZoneIndex.update()); resolve with
+    netd.dns.resolver.resolve(). Never mutated after it is built (readers share it
+    freely); its tables are netd.dns.layered.Layered mappings that share unchanged
+    entries with the snapshots before it."""
 
     def __init__(self, cfg: DnsConfig, *, generation: int = 0, serial: int | None = None
                  ) -> None:
@@ -100,36 +105,37 @@ class ZoneIndex:
         # CoreDNS uses the Unix time of the last change; the indexer passes that. Pure
         # callers get the generation, which also only grows.
         self.serial = (generation if serial is None else serial) & 0xFFFFFFFF
-        # Records by owner name, one dict per kind: most names own one kind only, and a
-        # dict entry is much cheaper to build than an object per name.
+        # Records by owner name, one table per kind: most names own one kind only, and a
+        # table entry is much cheaper to build than an object per name.
         # Addresses (IPv4 and IPv6 mixed; the resolver picks by family).
-        self.addrs: dict[str, list[str]] = {}
+        self.addrs: Layered[str, list[str]] = Layered()
         # SRV candidates (port, target relative to the zone, target address). Port -1
         # is CoreDNS's sentinel for a port-less EndpointSlice: never rendered, but
         # counted, because CoreDNS weighs the set over every candidate
         # (backend_lookup.go SRV: weight = floor(100 / candidates), at least 1).
-        self.srvs: dict[str, list[tuple[int, str, str]]] = {}
-        self.ptrs: dict[str, list[str]] = {}      # absolute targets with trailing dot
-        self.cnames: dict[str, str] = {}          # ExternalName target as the user wrote it
-        self.txts: dict[str, list[str]] = {}
-        self.ents: set[str] = set()        # names that exist with no records at all
+        self.srvs: Layered[str, list[tuple[int, str, str]]] = Layered()
+        self.ptrs: Layered[str, list[str]] = Layered()   # absolute targets, trailing dot
+        self.cnames: Layered[str, str] = Layered()  # ExternalName target as written
+        self.txts: Layered[str, list[str]] = Layered()
+        self.ents: Layered[str, bool] = Layered()   # names that exist with no records
         self.namespaces: frozenset[str] = frozenset()
         self.reverse_apexes: frozenset[str] = frozenset()
         self.dns_ips: tuple[str, ...] = ()  # kube-system/kube-dns cluster IPs
         self.counts: dict[str, int] = {}
-        self._fragments: dict[tuple[str, str], Fragment] = {}
-        # Bookkeeping for merging only the changed Services into a copy of the previous
-        # index (netd.dns.delta), so a build under churn costs O(changes), not O(zone).
+        # Bookkeeping for deriving the next snapshot from this one (netd.dns.delta):
+        # everything a change must undo is reachable by the changed key alone.
+        self._fragments: Layered[SvcKey, Fragment] = Layered()
+        self._ent_refs: Layered[str, int] = Layered()    # fragment ENT -> fragments
+        self._ptr_cluster: Layered[str, str] = Layered()  # reverse name -> cluster PTR
+        # reverse name -> every endpoint PTR target naming it, sorted, with repeats
+        self._ptr_eps: Layered[str, tuple[str, ...]] = Layered()
+        # verified pod records: "ns/name" -> (the Pod, its (name, address) records)
+        self._pods: Layered[str, tuple[Obj, tuple[tuple[str, str], ...]]] = Layered()
+        self._pod_refs: Layered[str, int] = Layered()    # pod name -> pods naming it
+        self._skeleton: frozenset[str] = frozenset()
+        self._mergeable = False   # no duplicate keys, no order-dependent names
         self._token = object()          # identity of this snapshot, for changed_names
         self._delta: tuple[object, frozenset[str]] | None = None
-        self._objs: tuple[tuple[Obj, ...], ...] = ()   # keeps id() keys below unique
-        self._svc_key: dict[int, SvcKey | None] = {}
-        self._slice_key: dict[int, SvcKey | None] = {}
-        self._pod_ids: frozenset[int] = frozenset()
-        self._ptr_refs: dict[str, int] = {}   # reverse name -> contributing fragments
-        self._ent_refs: dict[str, int] = {}   # fragment ENT -> contributing fragments
-        self._skeleton: frozenset[str] = frozenset()
-        self._mergeable = False   # no duplicate Service keys, no name collisions
 
     def __repr__(self) -> str:
         return (f"ZoneIndex(domain={self.domain!r}, generation={self.generation}, "
@@ -153,12 +159,14 @@ class ZoneIndex:
         if (previous.cfg != self.cfg or previous.dns_ips != self.dns_ips
                 or (self.pod_mode == "insecure" and previous.namespaces != self.namespaces)):
             return None
-        out: set[str] = set(self.ents ^ previous.ents)
-        pairs: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = (
+        # After a full build: compare everything (flat dicts, C speed).
+        out: set[str] = set(self.ents.flat().keys() ^ previous.ents.flat().keys())
+        pairs: tuple[tuple[Layered[str, Any], Layered[str, Any]], ...] = (
             (self.addrs, previous.addrs), (self.srvs, previous.srvs),
             (self.ptrs, previous.ptrs), (self.cnames, previous.cnames),
             (self.txts, previous.txts))
-        for mine, theirs in pairs:
+        for mine_t, theirs_t in pairs:
+            mine, theirs = mine_t.flat(), theirs_t.flat()
             out.update(mine.keys() ^ theirs.keys())
             for name, value in mine.items():
                 other = theirs.get(name)
@@ -188,26 +196,50 @@ class ZoneIndex:
     @staticmethod
     def build(services: list[Obj], slices: list[Obj], pods: list[Obj], cfg: DnsConfig,
               *, namespaces: Iterable[Obj] | None = None, generation: int = 0,
-              serial: int | None = None, previous: ZoneIndex | None = None) -> ZoneIndex:
-        """Build the whole zone.
+              serial: int | None = None, previous: ZoneIndex | None = None,
+              derive: bool = True) -> ZoneIndex:
+        """Build the whole zone from object lists.
 
         `namespaces` (Namespace objects) decides which `<ns>.svc.<zone>` names exist,
         as CoreDNS's namespaceExposed() does; without it namespaces are inferred from
         the objects plus the system namespaces.
 
-        With `previous` (an index built with the same cfg), the records of every
-        Service whose Service and EndpointSlice objects are the very same objects as
-        last time are reused. That relies on the informer contract: cache objects are
-        never mutated in place — a change is a new dict."""
-        idx = ZoneIndex(cfg, generation=generation, serial=serial)
+        With `previous` (an index built with the same cfg), the lists are compared
+        with it by object identity and, when few Services changed, the result is
+        derived from it as ZoneIndex.update does; otherwise the records of every
+        Service whose objects are the very same as last time are reused. That relies
+        on the informer contract: cache objects are never mutated in place — a change
+        is a new dict. Comparing the lists is O(zone); the indexer, which knows what
+        changed from its informer events, calls update() instead (and builds with
+        derive=False when update() declined: only the fragment reuse is wanted)."""
+        from netd.dns.assemble import assemble
         if previous is not None and previous.cfg != cfg:
             previous = None
-        if previous is not None:
-            from netd.dns.delta import merge
-            if merge(idx, services, slices, pods, namespaces, previous):
-                return idx
-        _assemble(idx, services, slices, pods, namespaces, previous)
+        if previous is not None and derive:
+            from netd.dns.delta import apply, detect
+            changes = detect(previous, services, slices, pods, namespaces)
+            if changes is not None:
+                idx = apply(previous, changes, generation=generation, serial=serial)
+                if idx is not None:
+                    return idx
+        idx = ZoneIndex(cfg, generation=generation, serial=serial)
+        assemble(idx, services, slices, pods, namespaces, previous)
         return idx
+
+    @staticmethod
+    def update(previous: ZoneIndex, services: Mapping[SvcKey, tuple[Obj | None, list[Obj]]],
+               pods: Mapping[str, Obj | None] | None = None, *, generation: int = 0,
+               serial: int | None = None) -> ZoneIndex | None:
+        """The next snapshot after a change to the given keys only, in O(change):
+        `services` maps each changed Service key (lowercased namespace, name) to its
+        current Service object (None: deleted) and all its EndpointSlices; `pods`
+        ("namespace/name" -> Pod or None) matters in verified pod mode only. None when
+        only a full build is exact (the caller then calls build()): a change of the
+        DNS Service's own addresses, names two objects claim, a cluster IP two
+        Services share, too many changes to be worth it."""
+        from netd.dns.delta import Changes, apply
+        return apply(previous, Changes(dict(services), dict(pods or {})),
+                     generation=generation, serial=serial)
 
 
 def namespace_set(services: list[Obj], pods: list[Obj], namespaces: Iterable[Obj] | None
@@ -235,147 +267,14 @@ def slice_key(sl: Obj) -> SvcKey | None:
     return ((meta.get("namespace") or "").lower(), svc_name.lower()) if svc_name else None
 
 
-def ptr_value(frag: Fragment, rev: str) -> list[str]:
-    """ptrs[rev] when `frag` is the only fragment naming `rev` (as _assemble merges)."""
-    for r, target in frag.cluster_ptrs:
-        if r == rev:
-            return [target]
-    return [target for r, target in frag.endpoint_ptrs if r == rev]
+def slice_order(sl: Obj) -> str:
+    """A Service's EndpointSlices are taken in name order, whatever order the caller
+    lists them in, so a Service's records (and their order within an answer) do not
+    depend on the order events arrived in: an index derived from changes equals a
+    build from scratch."""
+    return (sl.get("metadata") or {}).get("name") or ""
 
 
-def frag_revs(frag: Fragment) -> set[str]:
-    return {r for r, _ in frag.cluster_ptrs} | {r for r, _ in frag.endpoint_ptrs}
-
-
-def _assemble(idx: ZoneIndex, services: list[Obj], slices: list[Obj], pods: list[Obj],
-              namespaces: Iterable[Obj] | None, previous: ZoneIndex | None) -> None:
-    dom = idx.domain
-    apexes: list[str] = []
-    for cidr in _split_cidrs(idx.cfg.service_cidr) + _split_cidrs(idx.cfg.pod_cidr):
-        apexes.extend(reverse_zones(cidr))
-    idx.reverse_apexes = rev_apexes = frozenset(apexes)
-
-    idx.namespaces = namespace_set(services, pods, namespaces)
-
-    # The skeleton: apex, svc/pod subtrees, one empty name per namespace. CoreDNS
-    # parse.go answers NODATA for `svc.<zone>`, `pod.<zone>` and, when the namespace
-    # exists (namespace.go namespaceExposed), `<ns>.svc.<zone>`; `<ns>.pod.<zone>`
-    # exists only with pod records on (findPods returns errNoItems first otherwise).
-    ents = idx.ents
-    ents.update((dom, "svc." + dom, "pod." + dom))
-    ents.update(ns + idx.svc_suffix for ns in idx.namespaces)
-    if idx.pod_mode != "disabled":
-        ents.update(ns + idx.pod_suffix for ns in idx.namespaces)
-    ents.update(apexes)
-    idx.txts["dns-version." + dom] = [SCHEMA_VERSION]
-    skeleton = set(ents)
-
-    by_svc: dict[tuple[str, str], list[Obj]] = {}
-    slice_keys = idx._slice_key
-    for sl in slices:
-        skey = slice_keys[id(sl)] = slice_key(sl)
-        if skey is not None:
-            by_svc.setdefault(skey, []).append(sl)
-    svc_keys = idx._svc_key
-    mergeable = True
-    ptr_refs, ent_refs = idx._ptr_refs, idx._ent_refs
-
-    old = previous._fragments if previous is not None else {}
-    frags = idx._fragments
-    addrs, srvs, ptrs = idx.addrs, idx.srvs, idx.ptrs
-    cluster_ptr: set[str] = set()
-    endpoint_ptrs: list[list[tuple[str, str]]] = []
-    n_endpoints = 0
-    for svc in services:
-        key = svc_keys[id(svc)] = service_key(svc)
-        if key is None:
-            continue
-        if key in frags:
-            mergeable = False
-            continue
-        svc_slices = by_svc.get(key, [])
-        frag = old.get(key)
-        if frag is None or not frag.same_objects((svc, *svc_slices)):
-            frag = build_fragment(svc, svc_slices, dom, rev_apexes)
-        frags[key] = frag
-        if mergeable and not (addrs.keys().isdisjoint(frag.addrs)
-                              and srvs.keys().isdisjoint(frag.srvs)
-                              and (frag.cname is None or frag.cname[0] not in idx.cnames)):
-            mergeable = False
-        for rev in frag_revs(frag):
-            ptr_refs[rev] = ptr_refs.get(rev, 0) + 1
-        for ent in frag.ents:
-            ent_refs[ent] = ent_refs.get(ent, 0) + 1
-        addrs.update(frag.addrs)
-        srvs.update(frag.srvs)
-        if frag.cname is not None:
-            idx.cnames[frag.cname[0]] = frag.cname[1]
-        for rev, target in frag.cluster_ptrs:
-            # First service wins, like SvcIndexReverse()[0] in reverse.go.
-            if rev not in cluster_ptr:
-                cluster_ptr.add(rev)
-                ptrs[rev] = [target]
-        if frag.endpoint_ptrs:
-            endpoint_ptrs.append(frag.endpoint_ptrs)
-        ents.update(frag.ents)
-        n_endpoints += frag.endpoints
-    # reverse.go: an address that is a cluster IP answers with its service only;
-    # otherwise with every endpoint name that address has.
-    for ep_group in endpoint_ptrs:
-        for rev, target in ep_group:
-            if rev in cluster_ptr:
-                continue
-            lst = ptrs.get(rev)
-            ptrs[rev] = [target] if lst is None else [*lst, target]
-
-    dns_ips = addrs.get(f"{DNS_SERVICE[1]}.{DNS_SERVICE[0]}{idx.svc_suffix}")
-    if dns_ips:
-        # The SOA MNAME `ns.dns.<zone>` resolves to the DNS service, as CoreDNS's
-        # isDefaultNS()/nsAddrs() answer it.
-        idx.dns_ips = tuple(dns_ips)
-        if "ns.dns." + dom in addrs:
-            mergeable = False
-        addrs["ns.dns." + dom] = list(dns_ips)
-        ents.add("dns." + dom)
-        skeleton.add("dns." + dom)
-
-    n_pods = 0
-    if idx.pod_mode == "verified":
-        n_names = len(addrs)
-        n_pods = _pods(idx, pods)
-        idx._pod_ids = frozenset(map(id, pods))
-        # A pod name that is also a Service-derived name: keep full builds exact.
-        mergeable = mergeable and len(addrs) - n_names == len(
-            {n for n in addrs if n.endswith(idx.pod_suffix)})
-    idx._skeleton = frozenset(skeleton)
-    idx._objs = (tuple(services), tuple(slices), tuple(pods))
-    idx._mergeable = mergeable
-    idx.counts = {"services": len(frags), "endpoints": n_endpoints, "pods": n_pods,
-                  "names": len(addrs) + len(ptrs) + len(idx.cnames) + len(idx.txts),
-                  "ents": len(ents)}
-
-
-def _pods(idx: ZoneIndex, pods: list[Obj]) -> int:
-    suffix = idx.pod_suffix
-    addrs = idx.addrs
-    count = 0
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            continue  # object/pod.go ToPod: terminating pods are not indexed
-        ns = (meta.get("namespace") or "").lower()
-        status = pod.get("status") or {}
-        ips = [p.get("ip") for p in status.get("podIPs") or () if p.get("ip")]
-        if not ips and status.get("podIP"):
-            ips = [status["podIP"]]
-        for ip in ips:
-            # CoreDNS turns the name back into an IP and compares it with PodIP as
-            # strings, so only the canonical dashed form answers.
-            name = f"{dashed(ip)}.{ns}{suffix}"
-            lst = addrs.get(name)
-            if lst is None:
-                addrs[name] = [ip]
-            elif ip not in lst:
-                addrs[name] = [*lst, ip]
-            count += 1
-    return count
+def pod_key(pod: Obj) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"

@@ -177,20 +177,25 @@ async def test_burst_is_coalesced_and_fresh(env: Env) -> None:
 async def test_failed_build_keeps_last_index_and_recovers(env: Env,
                                                           monkeypatch: Any) -> None:
     calls = {"n": 0}
-    real = ZoneIndex.build
+    fulls: list[Any] = []
+    real_build = ZoneIndex.build
 
     def flaky(*args: Any, **kw: Any) -> ZoneIndex:
         calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("boom")
-        assert kw.get("previous") is None   # after a failure: a full rebuild
-        return real(*args, **kw)
+        raise RuntimeError("boom")
+
+    def build(*args: Any, **kw: Any) -> ZoneIndex:
+        fulls.append(kw.get("previous"))
+        return real_build(*args, **kw)
 
     monkeypatch.setattr("netd.dns.watch.RETRY_DELAY", 0.0)
-    monkeypatch.setattr(ZoneIndex, "build", staticmethod(flaky))
+    monkeypatch.setattr(ZoneIndex, "update", staticmethod(flaky))
+    monkeypatch.setattr(ZoneIndex, "build", staticmethod(build))
+    before = env.indexer.index
     await env.service("after-failure")
     await env.until(lambda i: rcode(i, "after-failure.default.svc.cluster.local") == 0)
-    assert env.indexer.build_errors == 1
+    assert env.indexer.build_errors == 1 and calls["n"] == 1
+    assert before is not None and fulls == [None]   # after a failure: from scratch
 
 
 async def test_callback_error_does_not_stop_indexer(env: Env) -> None:
@@ -199,3 +204,71 @@ async def test_callback_error_does_not_stop_indexer(env: Env) -> None:
     env.indexer._callbacks.insert(0, broken)
     await env.service("still-works")
     await env.until(lambda i: rcode(i, "still-works.default.svc.cluster.local") == 0)
+
+
+async def test_changes_are_derived_not_rebuilt(env: Env) -> None:
+    """After the first build, Service and EndpointSlice events reach the index through
+    ZoneIndex.update (O(change)); a Namespace event forces a full build."""
+    fulls = env.indexer.full_builds
+    await env.service("inc", headless=True)
+    await env.service("other", headless=True)
+    await env.slice("inc", ["10.244.7.1"], name="moving")
+    idx = await env.until(lambda i: a_records(i, "inc.default.svc.cluster.local")
+                          == ["10.244.7.1"])
+    assert idx._delta is not None and env.indexer.full_builds == fulls
+    # The slice moves to another Service: both Services' names follow it.
+    sl = env.client.get("EndpointSlice", "default", "moving")
+    sl["metadata"]["labels"]["kubernetes.io/service-name"] = "other"
+    await env.client.update("EndpointSlice", sl)
+    idx = await env.until(lambda i: a_records(i, "other.default.svc.cluster.local")
+                          == ["10.244.7.1"])
+    assert rcode(idx, "inc.default.svc.cluster.local") == RCODE.NXDOMAIN
+    assert env.indexer.full_builds == fulls
+    await env.client.create("Namespace", {"apiVersion": "v1", "kind": "Namespace",
+                                          "metadata": {"name": "team-b"}})
+    await env.until(lambda i: i.exists("team-b.svc.cluster.local"))
+    assert env.indexer.full_builds == fulls + 1
+
+
+@pytest.mark.parametrize("mode,rebuilds", [("disabled", False), ("verified", True)],
+                         ids=["disabled-ignores-pods", "verified-indexes-pods"])
+async def test_pod_events_cost_a_build_only_with_pod_records(
+        env: Env, mode: str, rebuilds: bool) -> None:
+    indexer = DnsIndexer(env.ctx, DnsConfig(pod_mode=mode))
+    assert indexer.slices is env.indexer.slices   # the informer index is shared
+    builds: list[ZoneIndex] = []
+    indexer.register(builds.append)
+    task = asyncio.create_task(indexer.run())
+    try:
+        await asyncio.wait_for(indexer.synced.wait(), DEADLINE)
+        first = indexer.builds
+        created = await env.client.create("Pod", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "pp", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        created["status"] = {"phase": "Running", "podIP": "10.244.9.9",
+                             "podIPs": [{"ip": "10.244.9.9"}]}
+        await env.client.update_status("Pod", created)
+        await asyncio.wait_for(_until(lambda: ((indexer.pods.get("default/pp") or {})
+                                               .get("status") or {}).get("podIP")
+                                      is not None), DEADLINE)
+        name = "10-244-9-9.default.pod.cluster.local"
+        if rebuilds:
+            await asyncio.wait_for(_until(lambda: indexer.index is not None and rcode(
+                indexer.index, name) == 0), DEADLINE)
+        else:
+            for _ in range(10):     # let a (wrongly) woken indexer run
+                await asyncio.sleep(0)
+            assert indexer.builds == first
+            await env.service("marker")
+            await asyncio.wait_for(_until(lambda: indexer.index is not None and rcode(
+                indexer.index, "marker.default.svc.cluster.local") == 0), DEADLINE)
+            assert indexer.index is not None and rcode(indexer.index, name) != 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _until(pred: Callable[[], bool]) -> None:
+    while not pred():
+        await asyncio.sleep(0)
