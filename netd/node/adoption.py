@@ -15,7 +15,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from netd.node import containerio, containerlog, containerprobes
+from netd.node import containerio, containerlog, containerprobes, filewriter
 from netd.node.containers import Container, start_builtin
 
 if TYPE_CHECKING:
@@ -27,19 +27,38 @@ Obj = dict[str, Any]
 
 
 def save(w: PodWorker) -> None:
+    """Queue the pod's record on the ordered file writer (latest wins per pod). The
+    document is encoded here, on the loop, so it is the state of this moment."""
     doc = {"uid": w.uid, "ip": w.sandbox.ip if w.sandbox else "",
            "containers": {c.name: {
                "pid": c.pid, "start": c.pid_start, "state": c.cs.state,
                "lastState": c.cs.last_state, "restartCount": c.cs.restart_count,
                "containerID": c.cs.container_id, "builtin": c.argv is None}
                for c in w.all()}}
+    data = json.dumps(doc).encode()
+    d, key = str(w.dir), w.key
+    filewriter.writer().submit(("state", d), lambda: write_state(d, data, key))
+
+
+def write_state(d: str, data: bytes, key: str = "") -> None:
+    """Atomically replace `<d>/state.json` (on the writer thread: bare os calls, the
+    directory made only when missing)."""
+    tmp, path = f"{d}/state.json.tmp", f"{d}/state.json"
     try:
-        w.dir.mkdir(parents=True, exist_ok=True)
-        tmp = w.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, w.dir / "state.json")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            os.makedirs(d, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
     except OSError as exc:
-        log.warning("pod %s: cannot record state: %s", w.key, exc)
+        log.warning("pod %s: cannot record state: %s", key, exc)
 
 
 def restore(w: PodWorker, doc: Obj) -> None:

@@ -33,7 +33,7 @@ from netd.client.informer import index_by_node, key_of, split_key
 from netd.config import Config
 from netd.controllers.manager import ControllerContext
 from netd.api.kinds import resource
-from netd.node import dnsfiles
+from netd.node import dnsfiles, filewriter
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node.ipam import PodIPAllocator
 from netd.node.mirror import DnsMirrorPod
@@ -355,10 +355,11 @@ class NodeAgent(Controller):
         if not force and pod is not None and pod["metadata"].get("uid") == uid:
             return
         del self._dirs[key]
-        # Off the event loop: a few ms of file system work per pod here, which
-        # stalled every other pod while 1,000 were deleted.
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: shutil.rmtree(pod_dir(self.config, uid), ignore_errors=True))
+        # Off the event loop (a few ms of file system work per pod here stalled every
+        # other pod while 1,000 were deleted), on the ordered file writer: after the
+        # pod's last queued state record, which would otherwise re-create the directory.
+        d = pod_dir(self.config, uid)
+        await filewriter.writer().run(lambda: shutil.rmtree(d, ignore_errors=True))
 
     async def _evict_all(self) -> None:
         for pod in list(self.pods.by_index(POD_INDEX, self.node_name)):
@@ -385,3 +386,7 @@ class NodeAgent(Controller):
                 t.cancel()
         RUNTIMES.pop(self.node_name, None)
         self.sandboxes.close()
+        # The queued state records and log files reach the disk before the daemon goes.
+        files = filewriter.writer()
+        if not await asyncio.get_running_loop().run_in_executor(None, files.flush, 10.0):
+            log.warning("file writer: %d jobs not flushed at shutdown", files.pending())

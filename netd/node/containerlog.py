@@ -81,17 +81,33 @@ def log_file(pod_dir: Path, container: str, restart_count: int) -> Path:
     return pod_dir / "logs" / container / f"{restart_count}.log"
 
 
-def rotate(pod_dir: Path, container: str, restart_count: int) -> Path:
-    """The new instance's log path; older than the previous instance are removed."""
+def rotate(pod_dir: Path, container: str, restart_count: int, touch: bool = False) -> Path:
+    """The new instance's log path; older than the previous instance are removed.
+    `touch` creates it empty (an emulated image's `kubectl logs` shows nothing, not an
+    error). Runs on the node's file writer thread (netd.node.filewriter), so bare os
+    calls: the directory usually exists already (make_pod_dirs)."""
     path = log_file(pod_dir, container, restart_count)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob("*.log"):
+    d = str(path.parent)
+    try:
+        entries = os.listdir(d)
+    except FileNotFoundError:
+        os.makedirs(d, exist_ok=True)
+        entries = []
+    for entry in entries:
+        stem, dot, ext = entry.partition(".")
+        if not dot or ext != "log":
+            continue
         try:
-            n = int(old.stem)
+            n = int(stem)
         except ValueError:
             continue
         if n < restart_count - 1:
-            old.unlink(missing_ok=True)
+            try:
+                os.unlink(f"{d}/{entry}")
+            except FileNotFoundError:
+                pass
+    if touch:
+        os.close(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     return path
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from netd.client.clock import Clock
 from netd.config import Config
-from netd.node import adoption, containerio, containerlog, containerprobes
+from netd.node import adoption, containerio, containerlog, containerprobes, filewriter
 from netd.node.containerenv import EnvError, container_env
 from netd.node.containerio import ContainerIO
 from netd.node.containers import (Container, Timing, attach_point, backoff_delay,
@@ -234,12 +234,15 @@ class PodWorker:
         c.kill_reason = ""
         started = self.host.now_ts()
         c.started_mono = self.host.clock.now()
-        logpath = containerlog.rotate(self.dir, c.name, c.cs.restart_count)
+        # On the file writer thread, awaited: the log file exists before the container
+        # runs (`kubectl logs` of an emulated image: empty, not an error).
+        pod_dir, name, n, builtin = self.dir, c.name, c.cs.restart_count, c.argv is None
         try:
+            logpath = await filewriter.writer().run(
+                lambda: containerlog.rotate(pod_dir, name, n, touch=builtin))
             if c.argv is not None:
                 await start_process(c, sb, self.dir, logpath)
             else:
-                logpath.touch()         # `kubectl logs` of an emulated image: empty
                 await start_builtin(c, self.hostname, self.key,
                                     lambda f, t, port: self.host.open_socket(sb, f, t, port))
         except (OSError, subprocess.SubprocessError) as exc:
@@ -363,7 +366,8 @@ class PodWorker:
         for c in self.all():
             if c.io is not None:
                 c.io.finish(remove=True)
-        containerio.remove_fifos(self.dir)
+        pod_dir = self.dir
+        await filewriter.writer().run(lambda: containerio.remove_fifos(pod_dir))
 
     async def _pre_stop(self, c: Container) -> None:
         hook = (c.spec.get("lifecycle") or {}).get("preStop") or {}
