@@ -34,6 +34,7 @@ from netd.config import Config
 from netd.controllers.manager import ControllerContext
 from netd.api.kinds import resource
 from netd.node import dnsfiles, filewriter
+from netd.node.cleanup import kill_unrecorded, netns_processes
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node.ipam import PodIPAllocator
 from netd.node.mirror import DnsMirrorPod
@@ -106,6 +107,7 @@ class NodeAgent(Controller):
         # for the object to go: `kubectl logs` of a finished or terminating pod reads it.
         self._dirs: dict[str, str] = {}
         self._created = time.time()
+        self._stray: dict[str, list[int]] = {}
         self._started = False
         self._stopping: dict[str, asyncio.Task[None]] = {}
         self._last_status: dict[str, Obj] = {}
@@ -170,6 +172,11 @@ class NodeAgent(Controller):
             uid = pod["metadata"].get("uid", "")
             if self.ipam.reserve(uid, sb.ip):
                 self._adopt[key] = sb
+        # Processes in an adopted sandbox that no record names (started the moment
+        # before a crash, exec sessions of the old daemon) would run beside the
+        # container restarted for them: found here, killed when the pod is adopted.
+        self._stray = await asyncio.get_running_loop().run_in_executor(
+            None, netns_processes, [sb.netns_path for sb in self._adopt.values()])
         for key, pod in pods.items():
             ip = (pod.get("status") or {}).get("podIP")
             if ip and key not in self._adopt:
@@ -266,6 +273,12 @@ class NodeAgent(Controller):
         worker = PodWorker(self, pod, sb, volumes, hostname)
         self.workers_by_key[key] = worker
         state = self._load_state(uid) if adopted is not None else None
+        if adopted is not None:
+            recorded = {int(c.get("pid") or 0) for c in
+                        ((state or {}).get("containers") or {}).values() if isinstance(c, dict)}
+            stray = self._stray.pop(adopted.netns_path, [])
+            if stray and kill_unrecorded(stray, recorded - {0}):
+                log.info("pod %s: killed processes no record names", key)
         worker.start(state)
         return worker
 

@@ -18,8 +18,64 @@ def remove_node_network(config: Config) -> None:
         # Nothing was created without root; never fail `netd down` for it.
         return
     kill_pod_processes(config)
+    # What no record names (a process started the moment before a crash, an exec
+    # session, `ip netns exec` by hand) still lives in a pod's namespace: it goes too.
+    from netd.node import names
+    pods = [names.netns_path(e) for e in _listdir(names.NETNS_DIR)
+            if names.parse_pod_netns(config.cluster_name, e) is not None]
+    for pids in netns_processes(pods).values():
+        kill_unrecorded(pids, set())
     from netd.node.cluster_net import teardown_sync
     teardown_sync(config)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def netns_processes(paths: list[str]) -> dict[str, list[int]]:
+    """The processes whose network namespace is one of `paths` (pinned namespace
+    files), by the namespace's device and inode: one pass over /proc for all."""
+    want: dict[tuple[int, int], str] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        want[(st.st_dev, st.st_ino)] = path
+    out: dict[str, list[int]] = {path: [] for path in want.values()}
+    if not want:
+        return out
+    me = os.getpid()
+    for entry in _listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue        # gone meanwhile, or a kernel thread
+        hit = want.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            out[hit].append(int(entry))
+    return out
+
+
+def kill_unrecorded(pids: list[int], recorded: set[int]) -> int:
+    """SIGKILL those of `pids` outside the sessions of the recorded container processes
+    (a container leads its own session: its children belong to it)."""
+    killed = 0
+    for pid in pids:
+        try:
+            if pid in recorded or os.getsid(pid) in recorded:
+                continue
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            continue
+    return killed
 
 
 def kill_pod_processes(config: Config, ips: set[str] | None = None) -> int:

@@ -79,8 +79,13 @@ def test_sigkill_restart_adopts_then_down_removes_everything(tmp_path: Path) -> 
         c.proc.wait(timeout=10)
         c.proc = None
         assert alive(pid), "a daemon crash must not take the pods' processes with it"
+        # A process in the pod that no record names (as one started the moment before
+        # the crash would be): adoption must not leave it running beside the container.
+        stray = subprocess.Popen(["ip", "netns", "exec", f"{c.name}_default_sleeper",
+                                  "sleep", "3600"], start_new_session=True)
         c.start()
         wait_for(lambda: ready(c, "sleeper") and ready(c, "web"), 60, what="pods adopted")
+        wait_for(lambda: stray.poll() is not None, 30, what="the unrecorded process killed")
         after = {n: pod(c, n) for n in ("sleeper", "web")}
         for n in ("sleeper", "web"):
             assert after[n]["status"]["podIP"] == before[n]["status"]["podIP"], n
@@ -90,11 +95,14 @@ def test_sigkill_restart_adopts_then_down_removes_everything(tmp_path: Path) -> 
         with urllib.request.urlopen(f"http://{after['web']['status']['podIP']}/hostname",
                                     timeout=5) as r:
             assert r.read() == b"web"
+        late = subprocess.Popen(["ip", "netns", "exec", f"{c.name}_default_web",
+                                 "sleep", "3600"], start_new_session=True)
     finally:
         c.stop()
         c.down()
     assert not cluster_netns(c)
     assert not alive(pid), "netd down must stop the pods' processes"
+    assert late.wait(timeout=10) == -signal.SIGKILL, "netd down must stop what no record names"
 
 
 def test_pod_namespace_deleted_behind_netds_back_is_rebuilt(tmp_path: Path) -> None:
