@@ -4,6 +4,7 @@ Each cluster gets its own name and state directory; stopping it sends SIGTERM to
 PID this fixture started and nothing else."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -129,6 +130,21 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
                                  f"{proc.stdout}\n{proc.stderr}")
         return proc
+
+
+def alive(pid: int) -> bool:
+    """A live process (not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def container_pid(c: Cluster, uid: str, container: str) -> int:
+    """The pid the node agent recorded for a container (its state.json)."""
+    doc = json.loads((c.root / "pods" / uid / "state.json").read_text())
+    return int(doc["containers"][container]["pid"])
 
 
 # Fixed ranges some tests choose themselves; random ranges avoid them.

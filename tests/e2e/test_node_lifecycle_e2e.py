@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.cluster import Cluster, new_cluster, wait_for
+from tests.e2e.cluster import Cluster, alive, new_cluster, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real namespaces)")]
@@ -63,14 +63,6 @@ def links(c: Cluster) -> set[str]:
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()
             if c.name in ln}
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def finish(c: Cluster) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster, new_cluster, wait_for
+from tests.e2e.cluster import Cluster, alive, container_pid, new_cluster, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real namespaces)")]
@@ -46,19 +46,6 @@ def ready(c: Cluster, name: str) -> bool:
         return False
     return any(x["type"] == "Ready" and x["status"] == "True"
                for x in json.loads(got.stdout).get("status", {}).get("conditions", []))
-
-
-def container_pid(c: Cluster, uid: str, container: str) -> int:
-    doc = json.loads((c.root / "pods" / uid / "state.json").read_text())
-    return int(doc["containers"][container]["pid"])
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def cluster_netns(c: Cluster) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from tests.e2e.cluster import Cluster, new_cluster, wait_for
+from tests.e2e.cluster import Cluster, alive, container_pid, new_cluster, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real namespaces)")]
@@ -390,19 +390,6 @@ def test_failed_poststart_kills_the_container(lc: Cluster) -> None:
         assert not ready(c, "hook-fail")
     finally:
         delete_pods(c, "hook-fail")
-
-
-def container_pid(c: Cluster, uid: str, name: str) -> int:
-    doc = json.loads((c.root / "pods" / uid / "state.json").read_text())
-    return int(doc["containers"][name]["pid"])
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_sigterm_ignored_is_sigkilled_after_the_grace_period(lc: Cluster) -> None:
