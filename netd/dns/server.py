@@ -257,7 +257,7 @@ def fit(entry: Entry, q: wire.Query, ans: Any, limit: int) -> bytes:
     return best
 
 
-def patch(resp: bytes, data: bytes, qend: int) -> bytes:
+def patched(resp: bytes, data: bytes, qend: int) -> bytearray:
     """The stored response with this query's ID, RD and CD bits and question case."""
     out = bytearray(resp)
     out[0] = data[0]
@@ -265,7 +265,11 @@ def patch(resp: bytes, data: bytes, qend: int) -> bytes:
     out[2] = (out[2] & 0xFE) | (data[2] & 0x01)
     out[3] = (out[3] & 0xEF) | (data[3] & 0x10)
     out[12:qend] = data[12:qend]
-    return bytes(out)
+    return out
+
+
+def patch(resp: bytes, data: bytes, qend: int) -> bytes:
+    return bytes(patched(resp, data, qend))
 
 
 # ---- transports ------------------------------------------------------------------------------
@@ -296,12 +300,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
                 if resp is None or soa:
                     server.handle(data, self.stats, limit, self._sender(addr))
                     return
-            out = bytearray(resp)
-            out[0] = data[0]
-            out[1] = data[1]
-            out[2] = (out[2] & 0xFE) | (data[2] & 0x01)
-            out[3] = (out[3] & 0xEF) | (data[3] & 0x10)
-            out[12:qend] = data[12:qend]
+            out = patched(resp, data, qend)
             if soa:
                 out[soa:soa + 4] = server.cache.serial
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
