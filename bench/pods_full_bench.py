@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +39,7 @@ from bench.pods_bench import run_ip  # noqa: E402
 from netd.api.kinds import resource as api_resource  # noqa: E402
 from netd.controllers import manager  # noqa: E402
 from netd.controllers.scheduler import Scheduler  # noqa: E402
+from netd.daemon import tune_gc  # noqa: E402
 from netd.node import agents as node_agents  # noqa: E402
 from netd.node.cluster_net import ClusterNetwork, teardown_sync  # noqa: E402
 from netd.registry import allocators  # noqa: E402
@@ -61,6 +63,21 @@ def cpu_s() -> float:
     on a shared machine this varies less than the wall-clock rate."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + kernel) per live thread, keyed by Python thread name (the
+    event loop is MainThread): where the non-loop share of a pod goes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for t in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{t.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        name = t.name.split("-")[0] if t.name.startswith("Thread-") else t.name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def ready(obj: dict) -> bool:
@@ -120,7 +137,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
         await wait(lambda: len(store.list("nodes")[0]) == nodes, 30)
         gc.collect()
         rss0 = rss_kb()
-        cpu0, loop0 = cpu_s(), time.thread_time()
+        cpu0, loop0, threads0 = cpu_s(), time.thread_time(), thread_cpu()
         t0 = time.perf_counter()
         for i in range(pods):
             await api.create(PODS, "default", {
@@ -130,6 +147,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
         await wait(ReadyCount(store, pods).done, 600)
         up = time.perf_counter() - t0
         cpu, loop_cpu = cpu_s() - cpu0, time.thread_time() - loop0
+        threads = {k: (v - threads0.get(k, 0.0)) * 1000 / pods for k, v in thread_cpu().items()}
         gc.collect()
         rss1 = rss_kb()
         t1 = time.perf_counter()
@@ -141,7 +159,8 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
         down = time.perf_counter() - t1
         return {"pods_per_s": pods / up, "up_s": up, "kb_per_pod": (rss1 - rss0) / pods,
                 "teardown_s": down, "cpu_ms_per_pod": cpu * 1000 / pods,
-                "loop_ms_per_pod": loop_cpu * 1000 / pods}
+                "loop_ms_per_pod": loop_cpu * 1000 / pods,
+                "threads_ms_per_pod": {k: round(v, 2) for k, v in threads.items() if v >= 0.05}}
     finally:
         await sup.stop()
         for a in agents:
@@ -152,6 +171,10 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
 
 def child(nodes: int, pods: int, profile: str | None) -> dict[str, float]:
     prof = cProfile.Profile() if profile else None
+    # The daemon's runtime, as `netd up` sets it: uvloop and its GC settings.
+    import uvloop
+    uvloop.install()
+    tune_gc()
     with tempfile.TemporaryDirectory() as d:
         if prof is not None:
             prof.enable()
@@ -188,6 +211,7 @@ def main() -> None:
               f"{r['kb_per_pod']:.1f} KB RSS/pod, teardown "
               f"{r['teardown_s']:.2f} s | ip CLI {ip_rate:.0f} sandboxes/s, teardown "
               f"{ip_down:.2f} s | ratio {r['pods_per_s'] / ip_rate:.2f}", flush=True)
+        print(f"  CPU ms/pod by thread: {r['threads_ms_per_pod']}", flush=True)
 
 
 if __name__ == "__main__":

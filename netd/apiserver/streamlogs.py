@@ -63,7 +63,7 @@ async def serve_log(request: web.Request, api: ObjectAPI, t: Target) -> web.Stre
     rt = streaming.runtime_of(pod)
     ns, name = pod["metadata"].get("namespace", ""), pod["metadata"]["name"]
     path = rt.log_path(ns, name, container, previous)
-    if path is None or (previous and not path.exists()):
+    if path is None:
         if previous:
             raise errors.BadRequest(f'previous terminated container "{container}" in pod '
                                     f'"{name}" not found')

@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 
 from netd.config import Config
-from netd.node import names, nl, nodeslots, nsexec
+from netd.node import handles, names, nl, nodeslots, nsexec
 from netd.node.ipam import host_bridge_ip, node_internal_ip, node_pod_cidr, pod_gateway
 
 log = logging.getLogger("netd.node.cluster_net")
@@ -117,6 +117,8 @@ class ClusterNetwork:
 
     def _prepare_dirs(self) -> None:
         nsexec.ensure_shared_dir(names.NETNS_DIR)
+        # Records, UTS handles and pods' /etc files: a tmpfs (netd/node/handles.py).
+        nsexec.ensure_tmpfs(names.cluster_run_dir(self.cluster))
         nsexec.ensure_shared_dir(names.uts_dir(self.cluster))
         os.makedirs(names.sandbox_dir(self.cluster), exist_ok=True)
 
@@ -319,16 +321,16 @@ def teardown_sync(config: Config) -> None:
         except (OSError, ValueError):
             log.warning("could not restore sysctls from %s", saved, exc_info=True)
     uts = names.uts_dir(cluster)
-    if os.path.isdir(uts):
-        for entry in os.listdir(uts):
-            nsexec.unbind_ns(os.path.join(uts, entry))
-        while True:
-            try:
-                nsexec.umount(uts)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                break
+    # Layer by layer: the run directory is a tmpfs (an older netd kept it on disk,
+    # with UTS handles that a tmpfs mounted over them would hide).
+    while True:
+        if os.path.isdir(uts):
+            for entry in os.listdir(uts):
+                nsexec.unbind_ns(os.path.join(uts, entry))
+            nsexec.unmount_all(uts)
+        if not nsexec.is_mount_point(run_dir):
+            break
+        nsexec.umount(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     try:
         etc = os.listdir(names.ETC_NETNS_DIR)
@@ -336,7 +338,7 @@ def teardown_sync(config: Config) -> None:
         etc = []
     for entry in etc:
         if names.is_cluster_netns(cluster, entry):
-            shutil.rmtree(os.path.join(names.ETC_NETNS_DIR, entry), ignore_errors=True)
+            handles.remove_etc_dir(*handles.etc_paths(cluster, entry))
     log.info("cluster network %s removed", cluster)
 
 

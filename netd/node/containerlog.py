@@ -81,11 +81,10 @@ def log_file(pod_dir: Path, container: str, restart_count: int) -> Path:
     return pod_dir / "logs" / container / f"{restart_count}.log"
 
 
-def rotate(pod_dir: Path, container: str, restart_count: int, touch: bool = False) -> Path:
+def rotate(pod_dir: Path, container: str, restart_count: int) -> Path:
     """The new instance's log path; older than the previous instance are removed.
-    `touch` creates it empty (an emulated image's `kubectl logs` shows nothing, not an
-    error). Runs on the node's file writer thread (netd.node.filewriter), so bare os
-    calls: the directory usually exists already (make_pod_dirs)."""
+    Runs on the node's file writer thread (netd.node.filewriter), so bare os calls:
+    the directory usually exists already (make_pod_dirs)."""
     path = log_file(pod_dir, container, restart_count)
     d = str(path.parent)
     try:
@@ -106,8 +105,6 @@ def rotate(pod_dir: Path, container: str, restart_count: int, touch: bool = Fals
                 os.unlink(f"{d}/{entry}")
             except FileNotFoundError:
                 pass
-    if touch:
-        os.close(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     return path
 
 

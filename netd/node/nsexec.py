@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from netd.node import names
+from netd.node import handles, names
 
 if TYPE_CHECKING:
     from netd.node.sandbox import Sandbox
@@ -66,9 +66,11 @@ def setns(fd: int, nstype: int) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
-def mount(src: str | None, target: str, fstype: str | None, flags: int) -> None:
+def mount(src: str | None, target: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
     _check(_libc.mount(src.encode() if src else None, target.encode(),
-                       fstype.encode() if fstype else None, flags, None),
+                       fstype.encode() if fstype else None, flags,
+                       ctypes.c_char_p(data.encode()) if data else None),
            f"mount {target}")
 
 
@@ -88,7 +90,7 @@ def ensure_shared_dir(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
     try:
         mount(None, path, None, MS_SHARED | MS_REC)
-        if _is_mount_point(path):
+        if is_mount_point(path):
             return
     except OSError as exc:
         if exc.errno != errno.EINVAL:
@@ -97,16 +99,40 @@ def ensure_shared_dir(path: str) -> None:
     mount(None, path, None, MS_SHARED | MS_REC)
 
 
-def _is_mount_point(path: str) -> bool:
+def ensure_tmpfs(path: str) -> None:
+    """A tmpfs at `path` (shared, as ensure_shared_dir), unless the top mount there is
+    one already: a restarted daemon keeps what its predecessor mounted."""
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    if mount_fstype(path) != "tmpfs":
+        mount("tmpfs", path, "tmpfs", 0, "mode=0755")
+    mount(None, path, None, MS_SHARED | MS_REC)
+
+
+def unmount_all(path: str) -> None:
+    """Unmount every layer mounted at `path`."""
+    while is_mount_point(path):
+        umount(path)
+
+
+def mount_fstype(path: str) -> str:
+    """The file system type of the top mount at `path`; "" if nothing is mounted there."""
     real = os.path.realpath(path)
+    fstype = ""
     with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == real for line in f)
+        for line in f:
+            parts = line.split()
+            if parts[4] == real:
+                fstype = parts[parts.index("-") + 1]    # later lines are on top
+    return fstype
+
+
+def is_mount_point(path: str) -> bool:
+    return mount_fstype(path) != ""
 
 
 def bind_ns(kind: str, target: str) -> None:
     """Pin the calling thread's namespace `kind` ("net", "uts") at `target`."""
-    fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
-    os.close(fd)
+    handles.mount_point(target)
     try:
         mount(f"/proc/thread-self/ns/{kind}", target, None, MS_BIND)
     except OSError:
@@ -234,6 +260,35 @@ def in_netns(path: str, fn: Callable[[], T]) -> T:
     return workers().call(job)
 
 
+# ---- the pod's UTS namespace ------------------------------------------------------------------
+
+_uts_lock = threading.Lock()
+
+
+async def ensure_uts(sb: Sandbox) -> None:
+    """The pod's UTS namespace, made when the first process enters the pod (a pod of
+    built-in servers never needs one; see netd.node.sandbox)."""
+    if not is_ns_handle(sb.uts_path):
+        await workers().run(_make_uts, sb)
+
+
+def _make_uts(sb: Sandbox) -> None:
+    # One at a time: two first processes of a pod (a container and an exec) must
+    # share one namespace, not each pin its own.
+    with _uts_lock:
+        if is_ns_handle(sb.uts_path):
+            return
+        if not is_ns_handle(sb.netns_path):
+            raise FileNotFoundError(errno.ENOENT, "the pod sandbox is gone", sb.netns_path)
+        try:
+            os.unlink(sb.uts_path)       # an empty leftover of a crash
+        except FileNotFoundError:
+            pass
+        unshare(CLONE_NEWUTS)
+        sethostname(sb.hostname)
+        bind_ns("uts", sb.uts_path)
+
+
 # ---- processes ------------------------------------------------------------------------------
 
 def _prepare_child(net_fd: int, uts_fd: int, etc: str, mounts: Sequence[tuple[str, str, bool]],
@@ -292,6 +347,7 @@ async def spawn(sb: Sandbox, argv: list[str], *, env: dict[str, str],
     """Start argv inside the pod `sb`. A missing binary raises FileNotFoundError."""
     if not argv:
         raise FileNotFoundError(errno.ENOENT, "no command given")
+    await ensure_uts(sb)
     net_fd = os.open(sb.netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         uts_fd = os.open(sb.uts_path, os.O_RDONLY | os.O_CLOEXEC)

@@ -3,23 +3,28 @@ style (no bridge inside the node, all pod traffic crosses the node's netfilter).
 
 Per pod (names in netd/node/names.py):
   pod netns   eth0 = podIP/32, `<gateway> dev eth0 scope link`, `default via <gateway>`,
-              lo up; its UTS namespace carries the pod's hostname
+              lo up
+  UTS         a UTS namespace with the pod's hostname, made when the first process
+              enters the pod (nsexec.ensure_uts): built-in servers run in the daemon,
+              so a pod without processes never needs one, and nothing can observe
+              its absence (`ip netns exec` does not enter a UTS namespace)
   node        veth v<hash> (alias netd:<cluster>:<ns>/<pod>) with <gateway>/32, and
               the route <podIP>/32 dev v<hash>
   files       /run/netns/<name> and /run/netd/<cluster>/uts/<name> (namespace handles),
-              /etc/netns/<name>/{resolv.conf,hosts} (what `ip netns exec` shows),
-              /run/netd/<cluster>/sandboxes/<name>.json (key, IP, node)
+              /etc/netns/<name>/{resolv.conf,hosts} (what `ip netns exec` shows; a link
+              into /run/netd/<cluster>/etc), /run/netd/<cluster>/sandboxes/<name>.json
+              (key, IP, node, hostname); /run/netd/<cluster> is a tmpfs (handles.py)
 
-Speed: a worker thread unshares a fresh net+UTS namespace, pins it with two bind
-mounts, and configures the pod side from inside with one batched netlink send (the
-veth is created there with its peer placed straight into the node namespace); the
-node side is one more batch on a socket that stays open in the node namespace; the
+Speed: a worker thread unshares a fresh network namespace, pins it with a bind mount
+on a hard link (handles.mount_point: no inode allocated on the host's disk), and
+configures the pod side from inside with one batched netlink send (the veth is
+created there with its peer placed straight into the node namespace); the node side
+is one more batch on a socket that stays open in the node namespace; the
 resolv.conf/hosts files are written in the same job. No process is forked, and file
-work uses bare os calls (a file operation is 0.2-0.7 ms on the target's disk, and each
-syscall on a worker is a GIL hand-off with the event loop). Sockets inside pods come
-from a thread of their own, never queued behind sandbox creations. The record is
-written first, so a crash leaves something that `existing()`/`incomplete()` report
-and `delete()` finishes.
+work uses bare os calls (each syscall on a worker is a GIL hand-off with the event
+loop). Sockets inside pods come from a thread of their own, never queued behind
+sandbox creations. The record is written first, so a crash leaves something that
+`existing()`/`incomplete()` report and `delete()` finishes.
 """
 from __future__ import annotations
 
@@ -27,21 +32,19 @@ import errno
 import json
 import logging
 import os
-import shutil
 import socket
 import threading
 from dataclasses import dataclass
 from typing import Callable
 
 from netd.config import Config
-from netd.node import names, nl, nsexec
+from netd.node import handles, names, nl, nsexec
 from netd.node.cluster_net import NodeNet
 
 log = logging.getLogger("netd.node.sandbox")
 
 V6_DEFAULT = "/proc/sys/net/ipv6/conf/default/disable_ipv6"
 POD_ETH0_INDEX = 2      # the first free ifindex of a fresh namespace (lo is 1)
-ETC_FILES = ("resolv.conf", "hosts")    # what write_files puts in /etc/netns/<name>/
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Sandbox:
     ip: str
     node_ifname: str
     node: NodeNet
+    hostname: str = ""   # what the pod's UTS namespace carries once it has one
 
 
 class _NodeSide:
@@ -86,11 +90,11 @@ class SandboxManager:
 
     # ---- naming -----------------------------------------------------------------------------
 
-    def sandbox_for(self, namespace: str, pod: str, ip: str) -> Sandbox:
+    def sandbox_for(self, namespace: str, pod: str, ip: str, hostname: str = "") -> Sandbox:
         netns = names.pod_netns(self.cluster, namespace, pod)
         return Sandbox(names.pod_key(namespace, pod), netns, names.netns_path(netns),
                        names.uts_path(self.cluster, netns), ip,
-                       names.pod_node_veth(namespace, pod), self.node)
+                       names.pod_node_veth(namespace, pod), self.node, hostname or pod)
 
     def _record_path(self, netns: str) -> str:
         return f"{self._records}/{netns}.json"
@@ -117,7 +121,7 @@ class SandboxManager:
         event loop: `files` = (resolv.conf, hosts) are written (write_files), and
         `prepare` runs (file system work such as the pod's directories; an OSError
         there is logged, not fatal: whoever needs the directory makes it then)."""
-        sb = self.sandbox_for(namespace, pod, ip)
+        sb = self.sandbox_for(namespace, pod, ip, hostname)
         return await self.workers.run(self._create_with_files, sb, hostname, files, prepare)
 
     def _create_with_files(self, sb: Sandbox, hostname: str, files: tuple[str, str] | None,
@@ -146,13 +150,11 @@ class SandboxManager:
                                         "hostname": hostname}).encode(), create=True)
         gw = self.node.gateway
         try:
-            nsexec.unshare(nsexec.CLONE_NEWNET | nsexec.CLONE_NEWUTS)
-            nsexec.sethostname(hostname)
+            nsexec.unshare(nsexec.CLONE_NEWNET)
             # The cluster is IPv4; skipping IPv6 autoconfiguration on the new veth
             # (link-local address, DAD, MLD) is a third of its creation cost. lo keeps ::1.
             _write_file(V6_DEFAULT, b"1", create=False)
             nsexec.bind_ns("net", sb.netns_path)
-            nsexec.bind_ns("uts", sb.uts_path)
             with nl.Netlink() as sock:
                 self._pod_side(sock, sb, side)
             with side.lock:
@@ -196,7 +198,7 @@ class SandboxManager:
         rec = _read_record(self._record_path(sb.netns))
         if rec is None or rec.get("ip") != sb.ip or rec.get("node") != self.node.name:
             return False
-        if not (nsexec.is_ns_handle(sb.netns_path) and nsexec.is_ns_handle(sb.uts_path)):
+        if not nsexec.is_ns_handle(sb.netns_path):
             return False
         side = self._node_side()
         with side.lock:
@@ -222,7 +224,7 @@ class SandboxManager:
                 side.sock.run([nl.link_del(sb.node_ifname)])
         nsexec.unbind_ns(sb.netns_path)
         nsexec.unbind_ns(sb.uts_path)
-        _remove_etc_dir(names.etc_dir(sb.netns))
+        handles.remove_etc_dir(*handles.etc_paths(self.cluster, sb.netns))
         try:
             os.unlink(self._record_path(sb.netns))
         except FileNotFoundError:
@@ -254,11 +256,10 @@ class SandboxManager:
         bad: list[str] = []
         for _netns, rec in self._records_of_node():
             namespace, pod = rec["key"].split("/", 1)
-            sb = self.sandbox_for(namespace, pod, rec.get("ip", ""))
+            sb = self.sandbox_for(namespace, pod, rec.get("ip", ""), rec.get("hostname", ""))
             link = links.get(sb.node_ifname)
             if link is not None and link.up and routes.get(f"{sb.ip}/32") == link.index \
-                    and nsexec.is_ns_handle(sb.netns_path) \
-                    and nsexec.is_ns_handle(sb.uts_path):
+                    and nsexec.is_ns_handle(sb.netns_path):
                 good[sb.key] = sb
             else:
                 bad.append(sb.key)
@@ -276,20 +277,11 @@ class SandboxManager:
     # ---- files and sockets ----------------------------------------------------------------------
 
     def write_files(self, sb: Sandbox, resolv_conf: str, hosts: str) -> None:
-        d = names.etc_dir(sb.netns)
-        try:
-            os.mkdir(d, 0o755)
-            fresh = True
-        except FileExistsError:
-            fresh = False
-        except FileNotFoundError:
-            os.makedirs(d, 0o755, exist_ok=True)
-            fresh = True
-        for fname, text in zip(ETC_FILES, (resolv_conf, hosts)):
+        d, link = handles.etc_paths(self.cluster, sb.netns)
+        fresh = handles.make_etc_dir(d, link)
+        for fname, text in zip(handles.ETC_FILES, (resolv_conf, hosts)):
             # In a directory made just now nobody can be reading yet: write in place.
             # Otherwise replace atomically (a process may be reading the old file).
-            # File operations are ~0.5 ms each on the target's disk, a third of a
-            # sandbox's cost.
             path = f"{d}/{fname}"
             tmp = path if fresh else f"{d}/.{fname}.tmp"
             _write_file(tmp, text.encode(), create=True, public=True)
@@ -329,23 +321,6 @@ def _socket_workers() -> nsexec.NsWorkers:
         return _sockets
 
 
-def _remove_etc_dir(d: str) -> None:
-    """The two files netd writes, then the directory: three syscalls where rmtree's
-    walk takes eight (deletion of 1,000 pods is measured too). Anything else someone
-    put there falls back to rmtree."""
-    for fname in ETC_FILES:
-        try:
-            os.unlink(f"{d}/{fname}")
-        except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(d)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def _write_file(path: str, data: bytes, *, create: bool, public: bool = False) -> None:
     flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_CREAT | os.O_TRUNC if create else 0)
     fd = os.open(path, flags, 0o644)
@@ -382,7 +357,7 @@ def remove_records_of_node(cluster: str, node: str) -> None:
         netns = entry[:-5]
         nsexec.unbind_ns(names.netns_path(netns))
         nsexec.unbind_ns(names.uts_path(cluster, netns))
-        shutil.rmtree(names.etc_dir(netns), ignore_errors=True)
+        handles.remove_etc_dir(*handles.etc_paths(cluster, netns))
         os.unlink(f"{d}/{entry}")
 
 

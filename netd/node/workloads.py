@@ -104,6 +104,10 @@ class PodWorker:
         if n < 0:
             return None
         path = containerlog.log_file(self.dir, name, n)
+        if c.argv is None:
+            # An emulated image writes nothing, so no file is made for it (an inode on
+            # the node's disk per pod); its log reads as empty once it has started.
+            return path if previous or c.cs.container_id else None
         return path if path.exists() else None
 
     def attach(self, name: str) -> ContainerIO | None:
@@ -234,13 +238,13 @@ class PodWorker:
         c.kill_reason = ""
         started = self.host.now_ts()
         c.started_mono = self.host.clock.now()
-        # On the file writer thread, awaited: the log file exists before the container
-        # runs (`kubectl logs` of an emulated image: empty, not an error).
-        pod_dir, name, n, builtin = self.dir, c.name, c.cs.restart_count, c.argv is None
+        pod_dir, name, n = self.dir, c.name, c.cs.restart_count
         try:
-            logpath = await filewriter.writer().run(
-                lambda: containerlog.rotate(pod_dir, name, n, touch=builtin))
             if c.argv is not None:
+                # On the file writer thread, awaited: the log file exists before the
+                # process runs. (An emulated image has none: see log_path.)
+                logpath = await filewriter.writer().run(
+                    lambda: containerlog.rotate(pod_dir, name, n))
                 await start_process(c, sb, self.dir, logpath)
             else:
                 await start_builtin(c, self.hostname, self.key,

@@ -72,6 +72,10 @@ def leftovers(cfg: Config) -> list[str]:
     for path in (names.cluster_run_dir(cluster),):
         if os.path.exists(path):
             found.append(f"dir {path}")
+    with open("/proc/self/mountinfo") as f:
+        found += [f"mount {line.split()[4]}" for line in f
+                  if line.split()[4].startswith(names.cluster_run_dir(cluster) + "/")
+                  or line.split()[4] == names.cluster_run_dir(cluster)]
     if os.path.isdir(names.ETC_NETNS_DIR):
         found += [f"etc {e}" for e in os.listdir(names.ETC_NETNS_DIR)
                   if names.is_cluster_netns(cluster, e)]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from netd.config import Config
-from netd.node import names
+from netd.node import handles, names, nsexec
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node.nsexec import spawn
 from netd.node.sandbox import Sandbox, SandboxManager
@@ -136,6 +136,38 @@ async def test_open_socket_echo_across_nodes(pods: dict[str, Any]) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_uts_made_by_the_first_process_and_shared(pods: dict[str, Any]) -> None:
+    """A pod without processes has no UTS namespace yet; the first process makes it and
+    every later one joins the same one (containers of a pod share it)."""
+    b: Sandbox = pods["b"]
+    assert not nsexec.is_ns_handle(b.uts_path)
+
+    async def uts_of_child() -> str:
+        proc = await spawn(b, ["readlink", "/proc/self/ns/uts"], env={"PATH": "/usr/bin:/bin"},
+                           stdin=None, stdout=asyncio.subprocess.PIPE, stderr=None)
+        return (await proc.communicate())[0].decode().strip()
+
+    first, second = await asyncio.gather(uts_of_child(), uts_of_child())
+    assert nsexec.is_ns_handle(b.uts_path)
+    assert first == second == f"uts:[{os.stat(b.uts_path).st_ino}]"
+    assert first != os.readlink("/proc/self/ns/uts")
+
+
+async def test_handles_cost_no_new_inodes_on_disk(pods: dict[str, Any]) -> None:
+    """The netns handles' mount points are links of one inode; /etc/netns/<name> is a
+    link into the cluster's run tmpfs (netd/node/handles.py)."""
+    cfg, a, b = pods["cfg"], pods["a"], pods["b"]
+    run = names.cluster_run_dir(cfg.cluster_name)
+    assert nsexec.mount_fstype(run) == "tmpfs"
+    pods["m1"].write_files(a, "nameserver 10.96.0.10\n", "127.0.0.1\tlocalhost\n")
+    assert os.path.islink(names.etc_dir(a.netns))
+    assert os.path.realpath(names.etc_dir(a.netns)).startswith(run + "/")
+    # the mount points under the handles are names of the template's one inode
+    tpl = handles._templates[names.NETNS_DIR]
+    assert tpl.fd is not None and os.fstat(tpl.fd).st_nlink >= 2
+    assert sh("ip", "netns", "list").stdout.count(cfg.cluster_name + "_default_") >= 2
 
 
 async def test_restart_adopts_and_delete_removes(pods: dict[str, Any]) -> None:

@@ -92,20 +92,17 @@ def test_write_state_replaces_atomically(tmp_path: Path, exists: bool) -> None:
     assert not (d / "state.json.tmp").exists()
 
 
-@pytest.mark.parametrize("existing,restart,touch,left", [
-    ([], 0, False, []),
-    ([], 0, True, ["0.log"]),
-    (["0.log", "1.log", "2.log"], 3, False, ["2.log"]),
-    (["0.log", "1.log", "notes.txt", "x.log"], 2, True, ["1.log", "2.log", "notes.txt",
-                                                         "x.log"]),
-], ids=["fresh", "fresh-touched", "keeps-previous", "ignores-foreign-files"])
-def test_rotate(tmp_path: Path, existing: list[str], restart: int, touch: bool,
-                left: list[str]) -> None:
+@pytest.mark.parametrize("existing,restart,left", [
+    ([], 0, []),
+    (["0.log", "1.log", "2.log"], 3, ["2.log"]),
+    (["0.log", "1.log", "notes.txt", "x.log"], 2, ["1.log", "notes.txt", "x.log"]),
+], ids=["fresh", "keeps-previous", "ignores-foreign-files"])
+def test_rotate(tmp_path: Path, existing: list[str], restart: int, left: list[str]) -> None:
     d = log_file(tmp_path, "web", 0).parent
     if existing:
         d.mkdir(parents=True)
         for name in existing:
             (d / name).write_text("x")
-    path = rotate(tmp_path, "web", restart, touch=touch)
+    path = rotate(tmp_path, "web", restart)
     assert path == log_file(tmp_path, "web", restart)
     assert sorted(p.name for p in d.iterdir()) == left

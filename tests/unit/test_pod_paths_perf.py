@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import stat
 import threading
@@ -17,10 +18,10 @@ import orjson
 import pytest
 
 from netd.config import Config
-from netd.node import names, nl
+from netd.node import handles, names, nl
 from netd.node.builtin import BuiltinPlan, BuiltinServers, PodView
 from netd.node.containerlog import log_file, rotate
-from netd.node.sandbox import Sandbox, _remove_etc_dir, _write_file
+from netd.node.sandbox import Sandbox, _write_file
 from netd.node.volumes import make_pod_dirs, pod_dir
 from netd.store.base import ADDED, DELETED, WatchEvent
 from netd.store.cache import encode, encode_new
@@ -154,8 +155,10 @@ def sandbox(netns: str) -> Sandbox:
 def test_write_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rewrite: bool) -> None:
     from netd.node.sandbox import SandboxManager
     monkeypatch.setattr(names, "ETC_NETNS_DIR", str(tmp_path / "etc" / "netns"))
+    monkeypatch.setattr(names, "RUN_DIR", str(tmp_path / "run"))
     sb = sandbox("c_default_p0")
     mgr = SandboxManager.__new__(SandboxManager)
+    mgr.cluster = "c"
     if rewrite:
         mgr.write_files(sb, "old resolv\n", "old hosts\n")
     mgr.write_files(sb, "nameserver 10.96.0.10\n", "10.244.0.2\tp0\n")
@@ -178,13 +181,55 @@ def test_write_file_truncates_and_writes_all(tmp_path: Path, data: bytes) -> Non
     ("resolv.conf", "hosts"), ("hosts",), (), ("resolv.conf", "hosts", ".hosts.tmp", "extra")],
     ids=["both", "one", "empty-dir", "foreign-files"])
 def test_remove_etc_dir(tmp_path: Path, present: tuple[str, ...]) -> None:
-    d = tmp_path / "c_default_p0"
-    d.mkdir()
+    target, link = tmp_path / "run" / "c_default_p0", tmp_path / "etc" / "c_default_p0"
+    assert handles.make_etc_dir(str(target), str(link)) is True
     for f in present:
-        (d / f).write_text("x")
-    _remove_etc_dir(str(d))
-    assert not d.exists()
-    _remove_etc_dir(str(d))     # already gone: nothing to do, no error
+        (target / f).write_text("x")
+    handles.remove_etc_dir(str(target), str(link))
+    assert not target.exists() and not link.is_symlink()
+    handles.remove_etc_dir(str(target), str(link))     # already gone: no error
+
+
+def test_etc_dir_is_a_link_to_the_files(tmp_path: Path) -> None:
+    target, link = tmp_path / "run" / "etc" / "n", tmp_path / "etc" / "netns" / "n"
+    assert handles.make_etc_dir(str(target), str(link)) is True
+    (target / "hosts").write_text("h")
+    assert (link / "hosts").read_text() == "h" and os.readlink(link) == str(target)
+    assert handles.make_etc_dir(str(target), str(link)) is False    # exists: replace files
+
+
+@pytest.mark.parametrize("old", ["directory", "stale-link"])
+def test_etc_dir_replaces_what_an_older_netd_left(tmp_path: Path, old: str) -> None:
+    target, link = tmp_path / "run" / "n", tmp_path / "etc" / "n"
+    link.parent.mkdir()
+    if old == "directory":
+        link.mkdir()
+        (link / "hosts").write_text("old")
+    else:
+        link.symlink_to(tmp_path / "elsewhere")
+    handles.make_etc_dir(str(target), str(link))
+    assert link.is_symlink() and os.readlink(link) == str(target)
+
+
+def test_mount_points_share_one_inode(tmp_path: Path) -> None:
+    paths = [str(tmp_path / f"ns{i}") for i in range(3)]
+    for p in paths:
+        handles.mount_point(p)
+    inodes = {os.stat(p).st_ino for p in paths}
+    assert len(inodes) == 1 and os.stat(paths[0]).st_nlink == 3
+    assert all(os.path.getsize(p) == 0 for p in paths)
+    with pytest.raises(FileExistsError):
+        handles.mount_point(paths[0])
+
+
+def test_mount_point_after_every_name_went(tmp_path: Path) -> None:
+    """An O_TMPFILE inode cannot be linked again once all its names are gone: a fresh
+    one takes over."""
+    first = str(tmp_path / "a")
+    handles.mount_point(first)
+    os.unlink(first)
+    handles.mount_point(str(tmp_path / "b"))
+    assert os.path.exists(tmp_path / "b") and os.stat(tmp_path / "b").st_nlink == 1
 
 
 def test_write_file_without_create_needs_the_file(tmp_path: Path) -> None:
@@ -193,19 +238,25 @@ def test_write_file_without_create_needs_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("spec,logs", [
-    ({"containers": [{"name": "web"}, {"name": "side"}], "initContainers": [{"name": "init"}]},
+    ({"containers": [{"name": "web", "command": ["sleep", "9"]}, {"name": "side",
+                                                                   "args": ["sh", "-c", "x"]}],
+      "initContainers": [{"name": "init", "command": ["true"]}]},
      ["init", "side", "web"]),
+    ({"containers": [{"name": "web", "command": ["sleep", "9"]}, {"name": "nginx"},
+                     {"name": "agnhost", "args": ["netexec", "--http-port=8080"]}]}, ["web"]),
+    ({"containers": [{"name": "nginx"}]}, []),
     ({"containers": []}, []),
-], ids=["init-and-app-containers", "no-containers"])
+], ids=["processes", "emulated-images-get-none", "only-emulated", "no-containers"])
 def test_make_pod_dirs(tmp_path: Path, spec: Obj, logs: list[str]) -> None:
     cfg = replace(Config(), state_dir=str(tmp_path), cluster_name="c1")
     pod = {"metadata": {"name": "p0", "namespace": "default", "uid": "u-1"}, "spec": spec}
     make_pod_dirs(cfg, pod)
     make_pod_dirs(cfg, pod)                 # idempotent (an adopted pod starts again)
     base = pod_dir(cfg, "u-1")
-    assert base.is_dir()
-    assert sorted(p.name for p in (base / "logs").iterdir()) == logs if logs else \
-        not (base / "logs").exists()
+    if not logs:                            # made with the pod's first file instead
+        assert not base.exists()
+        return
+    assert sorted(p.name for p in (base / "logs").iterdir()) == logs
     for name in logs:                       # the log writer finds its directory made
         assert rotate(base, name, 0) == log_file(base, name, 0)
         assert log_file(base, name, 0).parent.is_dir()
