@@ -1,5 +1,7 @@
 """The record that lets a restarted daemon re-adopt a pod's running containers:
-`<pod dir>/state.json` with, per container, the pid and its start time (together they
+/run/netd/<cluster>/state/<uid>.json (names.state_path; on the cluster's run tmpfs:
+it matters only while the pod's sandbox exists, which a reboot ends too) with, per
+container, the pid and its start time (together they
 name a process across pid reuse), the container's state, lastState and restartCount.
 
 Adoption: a process still alive is waited on again (its exit code is then unknown, as
@@ -36,19 +38,19 @@ def save(w: PodWorker) -> None:
                "containerID": c.cs.container_id, "builtin": c.argv is None}
                for c in w.all()}}
     data = json.dumps(doc).encode()
-    d, key = str(w.dir), w.key
-    filewriter.writer().submit(("state", d), lambda: write_state(d, data, key))
+    path, key = w.state_path, w.key
+    filewriter.writer().submit(("state", path), lambda: write_state(path, data, key))
 
 
-def write_state(d: str, data: bytes, key: str = "") -> None:
-    """Atomically replace `<d>/state.json` (on the writer thread: bare os calls, the
-    directory made only when missing)."""
-    tmp, path = f"{d}/state.json.tmp", f"{d}/state.json"
+def write_state(path: str, data: bytes, key: str = "") -> None:
+    """Atomically replace the record at `path` (on the writer thread: bare os calls,
+    the directory made only when missing)."""
+    tmp = f"{path}.tmp"
     try:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         except FileNotFoundError:
-            os.makedirs(d, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             view = memoryview(data)

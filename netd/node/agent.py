@@ -33,7 +33,7 @@ from netd.client.informer import index_by_node, key_of, split_key
 from netd.config import Config
 from netd.controllers.manager import ControllerContext
 from netd.api.kinds import resource
-from netd.node import dnsfiles, filewriter
+from netd.node import dnsfiles, filewriter, names
 from netd.node.cleanup import kill_unrecorded, netns_processes
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node.ipam import PodIPAllocator
@@ -289,7 +289,7 @@ class NodeAgent(Controller):
 
     def _load_state(self, uid: str) -> Obj | None:
         try:
-            doc = json.loads((pod_dir(self.config, uid) / "state.json").read_text())
+            doc = json.loads(Path(names.state_path(self.config.cluster_name, uid)).read_text())
         except (OSError, ValueError):
             return None
         return doc if isinstance(doc, dict) and doc.get("uid") == uid else None
@@ -372,7 +372,8 @@ class NodeAgent(Controller):
         # other pod while 1,000 were deleted), on the ordered file writer: after the
         # pod's last queued state record, which would otherwise re-create the directory.
         d = pod_dir(self.config, uid)
-        await filewriter.writer().run(lambda: shutil.rmtree(d, ignore_errors=True))
+        state = names.state_path(self.config.cluster_name, uid)
+        await filewriter.writer().run(lambda: _remove_pod_files(d, state))
 
     async def _evict_all(self) -> None:
         for pod in list(self.pods.by_index(POD_INDEX, self.node_name)):
@@ -403,3 +404,11 @@ class NodeAgent(Controller):
         files = filewriter.writer()
         if not await asyncio.get_running_loop().run_in_executor(None, files.flush, 10.0):
             log.warning("file writer: %d jobs not flushed at shutdown", files.pending())
+
+
+def _remove_pod_files(d: Path, state: str) -> None:
+    shutil.rmtree(d, ignore_errors=True)
+    try:
+        os.unlink(state)
+    except FileNotFoundError:
+        pass

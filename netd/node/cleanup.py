@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+from pathlib import Path
 
 from netd import cleanup
 from netd.config import Config
@@ -88,8 +89,11 @@ def kill_pod_processes(config: Config, ips: set[str] | None = None) -> int:
     session, so the process group goes with them. Returns how many were killed."""
     from netd.node.containerlog import alive
 
+    from netd.node.names import state_dir
+    from netd.node.volumes import pod_dir
+
     killed = 0
-    for state in sorted((config.cluster_state_dir / "pods").glob("*/state.json")):
+    for state in sorted(Path(state_dir(config.cluster_name)).glob("*.json")):
         try:
             doc = json.loads(state.read_text())
         except (OSError, ValueError):
@@ -112,7 +116,8 @@ def kill_pod_processes(config: Config, ips: set[str] | None = None) -> int:
                 continue
             killed += 1
         if ips is not None:
-            shutil.rmtree(state.parent, ignore_errors=True)
+            shutil.rmtree(pod_dir(config, state.stem), ignore_errors=True)
+            state.unlink(missing_ok=True)
     return killed
 
 

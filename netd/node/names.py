@@ -100,6 +100,16 @@ def uts_path(cluster: str, netns: str) -> str:
     return f"{uts_dir(cluster)}/{netns}"
 
 
+def state_dir(cluster: str) -> str:
+    """Per-pod container records (netd.node.adoption): runtime state, on the run tmpfs
+    like the namespaces they describe."""
+    return f"{RUN_DIR}/{cluster}/state"
+
+
+def state_path(cluster: str, uid: str) -> str:
+    return f"{state_dir(cluster)}/{uid}.json"
+
+
 def sandbox_dir(cluster: str) -> str:
     """Per-sandbox records (key, IP, node), written before the kernel objects."""
     return f"{RUN_DIR}/{cluster}/sandboxes"

@@ -57,11 +57,15 @@ def remove_orphan_pod_dirs(config: Config, known_uids: set[str], older_than: flo
     """Remove pod directories of uids no pod has any more, last changed before
     `older_than` (a directory a starting pod is filling right now is newer)."""
     removed = 0
-    try:
-        entries = list((config.cluster_state_dir / "pods").iterdir())
-    except FileNotFoundError:
-        return 0
-    for d in entries:
+    from netd.node.names import state_dir
+    for rec in _entries(Path(state_dir(config.cluster_name))):
+        # container records of such pods too (they name no process any more)
+        try:
+            if rec.stem not in known_uids and rec.stat().st_mtime < older_than:
+                rec.unlink()
+        except FileNotFoundError:
+            pass
+    for d in _entries(config.cluster_state_dir / "pods"):
         try:
             if d.name in known_uids or d.stat().st_mtime >= older_than:
                 continue
@@ -70,6 +74,13 @@ def remove_orphan_pod_dirs(config: Config, known_uids: set[str], older_than: flo
         shutil.rmtree(d, ignore_errors=True)
         removed += 1
     return removed
+
+
+def _entries(d: Path) -> list[Path]:
+    try:
+        return list(d.iterdir())
+    except FileNotFoundError:
+        return []
 
 
 def _safe(name: str) -> str:

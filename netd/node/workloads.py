@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from netd.client.clock import Clock
 from netd.config import Config
-from netd.node import adoption, containerio, containerlog, containerprobes, filewriter
+from netd.node import (adoption, containerio, containerlog, containerprobes, filewriter,
+                       names)
 from netd.node.containerenv import EnvError, container_env
 from netd.node.containerio import ContainerIO
 from netd.node.containers import (Container, Timing, attach_point, backoff_delay,
@@ -73,6 +74,7 @@ class PodWorker:
         self.task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.dir = pod_dir(host.config, self.uid)
+        self.state_path = names.state_path(host.config.cluster_name, self.uid)
         for c in self.inits + self.containers:
             c.mounts = container_mounts(c.spec, volumes)
             if c.init or self.inits:

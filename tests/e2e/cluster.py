@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from netd.node import names
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "configs" / "examples"
 
@@ -142,8 +144,8 @@ def alive(pid: int) -> bool:
 
 
 def container_pid(c: Cluster, uid: str, container: str) -> int:
-    """The pid the node agent recorded for a container (its state.json)."""
-    doc = json.loads((c.root / "pods" / uid / "state.json").read_text())
+    """The pid the node agent recorded for a container (netd.node.adoption)."""
+    doc = json.loads(Path(names.state_path(c.name, uid)).read_text())
     return int(doc["containers"][container]["pid"])
 
 

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.e2e.cluster import Cluster, alive, new_cluster, wait_for
+from netd.node import names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real namespaces)")]
@@ -163,7 +164,7 @@ def test_restart_without_a_node_removes_it(tmp_path: Path) -> None:
         sleeper = get(c, "pod", "sleeper3")
         assert sleeper is not None
         uid = sleeper["metadata"]["uid"]
-        state = json.loads((c.root / "pods" / uid / "state.json").read_text())
+        state = json.loads(Path(names.state_path(c.name, uid)).read_text())
         pid = int(state["containers"]["main"]["pid"])
         assert alive(pid)
         web1_ip = (get(c, "pod", "web1") or {})["status"]["podIP"]

@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.cluster import Cluster, new_cluster, wait_for
 from tests.integration.test_agent import Env, agent_env, pod  # noqa: F401 (fixture)
+from netd.node import names
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
@@ -38,7 +39,7 @@ def numbers(c: Cluster) -> list[int]:
 
 
 def state(c: Cluster, uid: str) -> dict[str, Any]:
-    return dict(json.loads((c.root / "pods" / uid / "state.json").read_text()))
+    return dict(json.loads(Path(names.state_path(c.name, uid)).read_text()))
 
 
 def fifos(root: Path) -> list[Path]:

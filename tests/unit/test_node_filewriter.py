@@ -67,9 +67,9 @@ async def test_run_is_ordered_after_queued_saves(tmp_path: Path) -> None:
     """The pod directory's removal runs after its queued state record, which would
     otherwise re-create the directory."""
     w, gate, _ = blocked_writer()
-    d = tmp_path / "pod"
-    w.submit(("state", str(d)), lambda: write_state(str(d), b"{}"))
-    fut = w.run(lambda: (d / "state.json").exists())
+    path = tmp_path / "state" / "uid1.json"
+    w.submit(("state", str(path)), lambda: write_state(str(path), b"{}"))
+    fut = w.run(path.exists)
     gate.set()
     assert await fut is True
 
@@ -83,13 +83,13 @@ def test_flush_times_out_while_a_job_blocks() -> None:
 
 @pytest.mark.parametrize("exists", [True, False], ids=["dir-exists", "dir-missing"])
 def test_write_state_replaces_atomically(tmp_path: Path, exists: bool) -> None:
-    d = tmp_path / "pods" / "uid1"
+    d = tmp_path / "state"
     if exists:
         d.mkdir(parents=True)
-    write_state(str(d), json.dumps({"uid": "uid1", "n": 1}).encode())
-    write_state(str(d), json.dumps({"uid": "uid1", "n": 2}).encode())
-    assert json.loads((d / "state.json").read_text()) == {"uid": "uid1", "n": 2}
-    assert not (d / "state.json.tmp").exists()
+    write_state(str(d / "uid1.json"), json.dumps({"uid": "uid1", "n": 1}).encode())
+    write_state(str(d / "uid1.json"), json.dumps({"uid": "uid1", "n": 2}).encode())
+    assert json.loads((d / "uid1.json").read_text()) == {"uid": "uid1", "n": 2}
+    assert sorted(p.name for p in d.iterdir()) == ["uid1.json"]
 
 
 @pytest.mark.parametrize("existing,restart,left", [
