@@ -159,20 +159,27 @@ class ResourceHandlers:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         it = stream.batches().__aiter__()
+        # One pending read outlives the bookmark timeouts: cancelling it (wait_for)
+        # would close the stream's generator and end the watch at the first bookmark.
+        pending: asyncio.Future[list[tuple[str, Any]]] | None = None
         try:
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
                 wait = min(remaining, self.bookmark_interval) if bookmarks else remaining
-                try:
-                    batch = await asyncio.wait_for(it.__anext__(), wait)
-                except StopAsyncIteration:
-                    break
-                except asyncio.TimeoutError:
+                if pending is None:
+                    pending = asyncio.ensure_future(it.__anext__())
+                done, _ = await asyncio.wait((pending,), timeout=wait)
+                if not done:
                     if bookmarks and loop.time() < deadline:
                         await resp.write(self._bookmark(t, last_rv))
                     continue
+                nxt, pending = pending, None
+                try:
+                    batch = nxt.result()
+                except StopAsyncIteration:
+                    break
                 chunk = []
                 now = self.clock()
                 for typ, ev in batch:
@@ -184,6 +191,8 @@ class ResourceHandlers:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
+            if pending is not None:
+                pending.cancel()
             stream.close()
             self._watches.discard(stream)
         return resp

@@ -126,14 +126,40 @@ async def test_watch_streams_events_and_bookmarks(http: TestClient) -> None:
     r = await http.get(PODS, params={"watch": "1", "resourceVersion": rv,
                                      "allowWatchBookmarks": "true", "timeoutSeconds": "5"})
     await http.delete(f"{PODS}/w")
-    lines = []
+    lines: list[dict] = []
     async def read() -> None:
-        while len(lines) < 2:
+        # Bookmarks may come before the event too (the interval is 50 ms here).
+        while not lines or lines[-1]["type"] != "BOOKMARK" or \
+                not any(x["type"] == "DELETED" for x in lines):
             lines.append(orjson.loads(await r.content.readline()))
     await asyncio.wait_for(read(), 5)
     r.close()
-    assert lines[0]["type"] == "DELETED" and lines[0]["object"]["metadata"]["name"] == "w"
-    assert lines[1]["type"] == "BOOKMARK"
+    events = [x for x in lines if x["type"] != "BOOKMARK"]
+    assert len(events) == 1 and events[0]["type"] == "DELETED"
+    assert events[0]["object"]["metadata"]["name"] == "w"
+    # The bookmark after the event carries the event's resourceVersion.
+    assert lines[-1]["object"]["metadata"]["resourceVersion"] == \
+        events[0]["object"]["metadata"]["resourceVersion"]
+
+
+async def test_watch_goes_on_after_bookmarks(http: TestClient) -> None:
+    # A bookmark is sent when no event came for an interval; the watch must then go on
+    # (it used to end at the first bookmark, losing every later event).
+    _, created = await post(http, PODS, pod("b"))
+    rv = created["metadata"]["resourceVersion"]
+    r = await http.get(PODS, params={"watch": "1", "resourceVersion": rv,
+                                     "allowWatchBookmarks": "true", "timeoutSeconds": "10"})
+    first = orjson.loads(await asyncio.wait_for(r.content.readline(), 5))
+    assert first["type"] == "BOOKMARK"
+    await http.delete(f"{PODS}/b")
+    async def next_event() -> dict:
+        while True:
+            line = orjson.loads(await r.content.readline())
+            if line["type"] != "BOOKMARK":
+                return line
+    ev = await asyncio.wait_for(next_event(), 5)
+    r.close()
+    assert ev["type"] == "DELETED" and ev["object"]["metadata"]["name"] == "b"
 
 
 async def test_watch_too_old_is_an_error_event() -> None:
