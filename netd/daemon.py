@@ -28,6 +28,7 @@ from netd.dns.service import DnsService
 from netd.proxy.service import ProxyService
 from netd.proxy.userspace_service import UserspaceProxyService
 from netd.node import agents as node_agents
+from netd.node import sandboxhelper
 from netd.node import simulated
 from netd.node.agent import NodeAgent
 from netd.node.cluster_net import ClusterNetwork
@@ -277,6 +278,9 @@ class Daemon:
         # restarts): the next `netd up` adopts them, `netd down` removes them.
         for agent in self._agents:
             await agent.shutdown()
+        if self._agents:
+            # Its queued jobs finish first: a sandbox half made is still recorded.
+            await asyncio.get_running_loop().run_in_executor(None, sandboxhelper.shutdown)
         self._agents = []
         if self._app is not None:
             self._app.close_watches()

@@ -42,7 +42,7 @@ from netd.node.podstatus import pod_status
 from netd.node.registration import LEASE_RENEW, NODE_KEY, NodeRegistration
 from netd.node.runtime import RUNTIMES, PodRuntime
 from netd.node.sandbox import Sandbox, SandboxManager
-from netd.node.volumes import (VolumeError, make_pod_dirs, pod_dir, prepare,
+from netd.node.volumes import (VolumeError, pod_dir, pod_log_dirs, prepare,
                                remove_orphan_pod_dirs)
 from netd.node.workloads import PodWorker, Timing
 from netd.registry.objectapi import timestamp
@@ -269,7 +269,7 @@ class NodeAgent(Controller):
             self.enqueue_after(key, 2.0)
             return None
         sb = await self.sandboxes.create(ns, name, ip, hostname, files=self._files(pod, ip),
-                                         prepare=lambda: make_pod_dirs(self.config, pod))
+                                         dirs=pod_log_dirs(self.config, pod))
         worker = PodWorker(self, pod, sb, volumes, hostname)
         self.workers_by_key[key] = worker
         state = self._load_state(uid) if adopted is not None else None

@@ -35,10 +35,10 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Sequence
 
 from netd.config import Config
-from netd.node import handles, names, nl, nsexec
+from netd.node import handles, names, nl, nsexec, sandboxhelper
 from netd.node.cluster_net import NodeNet
 
 log = logging.getLogger("netd.node.sandbox")
@@ -111,29 +111,35 @@ class SandboxManager:
             if self._side is not None:
                 self._side.close()
                 self._side = None
+        if sandboxhelper.enabled():
+            sandboxhelper.release(self.config, self.node)
 
     # ---- create -------------------------------------------------------------------------------
 
     async def create(self, namespace: str, pod: str, ip: str, hostname: str,
                      files: tuple[str, str] | None = None,
-                     prepare: Callable[[], None] | None = None) -> Sandbox:
-        """The pod's sandbox (adopted if complete). In the same worker job, off the
-        event loop: `files` = (resolv.conf, hosts) are written (write_files), and
-        `prepare` runs (file system work such as the pod's directories; an OSError
-        there is logged, not fatal: whoever needs the directory makes it then)."""
+                     dirs: Sequence[str] = ()) -> Sandbox:
+        """The pod's sandbox (adopted if complete). In the same job, off the event loop
+        (in the sandbox helper process, netd.node.sandboxhelper): `files` =
+        (resolv.conf, hosts) are written (write_files), and `dirs` made (the pod's
+        directories; an OSError there is logged, not fatal: whoever needs the
+        directory makes it then)."""
         sb = self.sandbox_for(namespace, pod, ip, hostname)
-        return await self.workers.run(self._create_with_files, sb, hostname, files, prepare)
+        if sandboxhelper.enabled():
+            return await sandboxhelper.run(sandboxhelper.create_job, self.config, self.node,
+                                           sb, hostname, files, tuple(dirs))
+        return await self.workers.run(self._create_with_files, sb, hostname, files, dirs)
 
     def _create_with_files(self, sb: Sandbox, hostname: str, files: tuple[str, str] | None,
-                           prepare: Callable[[], None] | None) -> Sandbox:
+                           dirs: Sequence[str]) -> Sandbox:
         self._create(sb, hostname)
         if files is not None:
             self.write_files(sb, *files)
-        if prepare is not None:
+        for d in dirs:
             try:
-                prepare()
+                os.makedirs(d, exist_ok=True)
             except OSError as exc:
-                log.warning("sandbox %s: preparing the pod's files: %s", sb.key, exc)
+                log.warning("sandbox %s: making %s: %s", sb.key, d, exc)
         return sb
 
     def _create(self, sb: Sandbox, hostname: str) -> Sandbox:
@@ -209,7 +215,10 @@ class SandboxManager:
 
     async def delete(self, namespace: str, pod: str) -> None:
         sb = self.sandbox_for(namespace, pod, "")
-        await self.workers.run(self._delete, sb)
+        if sandboxhelper.enabled():
+            await sandboxhelper.run(sandboxhelper.delete_job, self.config, self.node, sb)
+        else:
+            await self.workers.run(self._delete, sb)
 
     def _delete(self, sb: Sandbox) -> None:
         # Only the handles go: the kernel then destroys the namespace with its eth0, the
