@@ -280,7 +280,7 @@ class Daemon:
             await agent.shutdown()
         if self._agents:
             # Its queued jobs finish first: a sandbox half made is still recorded.
-            await asyncio.get_running_loop().run_in_executor(None, sandboxhelper.shutdown)
+            await sandboxhelper.aclose()
         self._agents = []
         if self._app is not None:
             self._app.close_watches()

@@ -126,8 +126,9 @@ class SandboxManager:
         directory makes it then)."""
         sb = self.sandbox_for(namespace, pod, ip, hostname)
         if sandboxhelper.enabled():
-            return await sandboxhelper.run(sandboxhelper.create_job, self.config, self.node,
-                                           sb, hostname, files, tuple(dirs))
+            await sandboxhelper.create(self.config, self.node, namespace, pod, ip, hostname,
+                                       files, dirs)
+            return sb
         return await self.workers.run(self._create_with_files, sb, hostname, files, dirs)
 
     def _create_with_files(self, sb: Sandbox, hostname: str, files: tuple[str, str] | None,
@@ -216,7 +217,7 @@ class SandboxManager:
     async def delete(self, namespace: str, pod: str) -> None:
         sb = self.sandbox_for(namespace, pod, "")
         if sandboxhelper.enabled():
-            await sandboxhelper.run(sandboxhelper.delete_job, self.config, self.node, sb)
+            await sandboxhelper.delete(self.config, self.node, namespace, pod)
         else:
             await self.workers.run(self._delete, sb)
 
