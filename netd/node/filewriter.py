@@ -5,11 +5,12 @@ built (disk latency plus a GIL hand-off per syscall), and a pod needs several (i
 adoption record twice, its log rotation, FIFO clean-up). On this thread they cost the
 loop nothing but a queue append.
 
-Why one thread, in order: `state.json` must end with the latest record. Jobs run in
-submission order; a job submitted under a key that is still queued replaces the queued
-one in place (latest wins, coalescing a burst of saves of one pod into one write), so
-an earlier record can never land after a later one. Jobs under other keys keep their
-places, so the pod directory's removal, queued after its last save, runs after it.
+Why one thread, in order: a pod's container record must end with the latest state.
+Jobs run in submission order; a job submitted under a key that is still queued replaces
+the queued one in place (latest wins, coalescing a burst of saves of one pod into one
+write), so an earlier record can never land after a later one. Jobs under other keys
+keep their places, so the pod directory's removal, queued after its last save, runs
+after it.
 
 A daemon killed with SIGKILL loses at most the jobs still queued (milliseconds of
 work; the record it would have written is re-derived on adoption as for a daemon killed
