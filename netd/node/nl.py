@@ -30,7 +30,8 @@ F_REQUEST, F_MULTI, F_ACK, F_DUMP = 0x1, 0x2, 0x4, 0x300
 F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
+IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFF_UP = 1
@@ -115,7 +116,11 @@ def link_bridge(name: str) -> Request:
 
 def link_set(name: str, *, up: bool | None = None, master: int | None = None,
              alias: str | None = None, netns_fd: int | None = None,
-             new_name: str | None = None, index: int = 0) -> Request:
+             new_name: str | None = None, index: int = 0,
+             no_ipv6_addrs: bool = False) -> Request:
+    """`no_ipv6_addrs`: addrgenmode none, no IPv6 link-local address (so no DAD or
+    router solicitation) when the link comes up; the kernel takes it only on an
+    existing link, before it is up (a later message of the batch brings it up)."""
     flags = change = 0
     if up is not None:
         change = IFF_UP
@@ -133,6 +138,9 @@ def link_set(name: str, *, up: bool | None = None, master: int | None = None,
         body += attr_str(IFLA_IFALIAS, alias)
     if netns_fd is not None:
         body += attr_u32(IFLA_NET_NS_FD, netns_fd)
+    if no_ipv6_addrs:
+        body += attr(IFLA_AF_SPEC, attr(socket.AF_INET6, attr(
+            IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))))
     return Request(RTM_NEWLINK, 0, body)
 
 

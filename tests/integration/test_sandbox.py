@@ -72,6 +72,9 @@ async def test_names_and_routes(pods: dict[str, Any]) -> None:
     assert f"{a.ip}/32" in sh("ip", "-n", a.netns, "addr", "show", "eth0").stdout
     assert f"{a.ip} dev {a.node_ifname}" in sh("ip", "-n", n1.netns, "route").stdout
     assert "UP" in sh("ip", "-n", a.netns, "-br", "link", "show", "lo").stdout
+    # IPv4 only: eth0 has no IPv6 address, not even a link-local one (no DAD, no RS).
+    assert sh("ip", "-n", a.netns, "-6", "addr", "show", "dev", "eth0").stdout.strip() == ""
+    assert "::1/128" in sh("ip", "-n", a.netns, "-6", "addr", "show", "dev", "lo").stdout
 
 
 async def test_spawn_sees_hostname_and_files(pods: dict[str, Any]) -> None:
