@@ -5,6 +5,7 @@ some keys; everything else keeps its default. Keys are snake_case.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -77,8 +78,10 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
 
-    @property
+    @functools.cached_property
     def cluster_state_dir(self) -> Path:
+        # Cached (the config is frozen): pod paths are built from it several times
+        # per pod, and a pathlib join costs microseconds on the event loop.
         return Path(self.state_dir) / self.cluster_name
 
     @property

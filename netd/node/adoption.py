@@ -12,10 +12,11 @@ terminated with reason ContainerStatusUnknown."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from netd.node import containerio, containerlog, containerprobes, filewriter
 from netd.node.containers import Container, start_builtin
@@ -37,7 +38,7 @@ def save(w: PodWorker) -> None:
                "lastState": c.cs.last_state, "restartCount": c.cs.restart_count,
                "containerID": c.cs.container_id, "builtin": c.argv is None}
                for c in w.all()}}
-    data = json.dumps(doc).encode()
+    data = orjson.dumps(doc)
     path, key = w.state_path, w.key
     filewriter.writer().submit(("state", path), lambda: write_state(path, data, key))
 

@@ -16,6 +16,7 @@ Underscore cannot occur in Kubernetes names (DNS labels/subdomains), so
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 
 IFNAMSIZ = 15          # the kernel's limit for interface names (16 with the NUL)
@@ -46,7 +47,9 @@ def pod_netns(cluster: str, namespace: str, pod: str) -> str:
     return _fit(f"{cluster}_{namespace}_{pod}")
 
 
+@functools.lru_cache(maxsize=4096)
 def pod_node_veth(namespace: str, pod: str) -> str:
+    # Cached: asked several times per pod (sandbox, status, teardown).
     return "v" + hashlib.sha1(pod_key(namespace, pod).encode()).hexdigest()[:10]
 
 

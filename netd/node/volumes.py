@@ -34,7 +34,7 @@ class VolumeError(Exception):
 
 
 def pod_dir(config: Config, uid: str) -> Path:
-    return config.cluster_state_dir / "pods" / uid
+    return Path(f"{config.cluster_state_dir}/pods/{uid}")    # one Path, not two joins
 
 
 def pod_log_dirs(config: Config, pod: Obj) -> list[str]:
