@@ -21,8 +21,10 @@ then trims the WAL file so a burst does not leave a huge file behind.
 
 Schema: `objects` holds the current version of every key (the etcd-like key
 `/<resource>/<namespace>/<name>`, its parts, rv, JSON bytes); `meta` holds the
-revision counter, written in the same transaction as the object so a reopened
-store continues exactly where it stopped even when the newest key was deleted.
+revision counter, written in the same transaction as each deletion, so a reopened
+store, which starts from the larger of that counter and the newest row's rv,
+continues exactly where it stopped even when the newest key was deleted. A create
+or update is one autocommitted statement (its row carries the revision).
 """
 from __future__ import annotations
 
@@ -176,7 +178,8 @@ class SQLiteStore(Store):
                 raw = bytes(data)
                 objects.append(StoredObject(resource, namespace, name, rv,
                                             orjson.loads(raw), raw))
-                # Defensive: never hand out a revision at or below one already stored.
+                # Creates and updates leave the counter row behind (_commit): the
+                # newest row is the revision then.
                 revision = max(revision, rv)
         finally:
             if gc_was_enabled:
@@ -268,10 +271,17 @@ class SQLiteStore(Store):
     def _commit(self, sql: str, params: tuple[Any, ...], rv: int) -> None:
         db = self._db
         try:
-            db.execute("BEGIN")
-            db.execute(sql, params)
-            db.execute(_SET_REV, (rv,))
-            db.execute("COMMIT")
+            if sql is _DELETE:
+                # The deleted row may have held the newest revision: the counter row
+                # keeps it, in the same transaction.
+                db.execute("BEGIN")
+                db.execute(sql, params)
+                db.execute(_SET_REV, (rv,))
+                db.execute("COMMIT")
+            else:
+                # A create or update row carries its rv, which _open_db takes into the
+                # revision: one autocommitted statement, no second page in the WAL.
+                db.execute(sql, params)
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")

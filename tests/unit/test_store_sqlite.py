@@ -255,6 +255,29 @@ async def test_reopen_finds_same_objects_and_revision_continues(tmp_path: Path) 
         await s2.close()
 
 
+async def test_reopen_after_writes_past_the_last_deletion(tmp_path: Path) -> None:
+    # Only deletions write the counter row; creates and updates after the last one
+    # are found by their rows' rv on reopen.
+    path = str(tmp_path / "s.db")
+    s = SQLiteStore(path)
+    await s.create("pods", "default", "a", pod("a"))
+    await s.delete("pods", "default", "a")                      # counter row: 2
+    await s.create("pods", "default", "b", pod("b"))
+    await s.update("pods", "default", "b", pod("b", status={"phase": "Running"}), 3)
+    await s.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0] == 2
+    finally:
+        db.close()
+    s2 = SQLiteStore(path)
+    try:
+        assert s2.revision == 4
+        assert (await s2.create("pods", "default", "c", pod("c"))).rv == 5
+    finally:
+        await s2.close()
+
+
 async def test_writes_survive_a_process_crash(tmp_path: Path) -> None:
     path = tmp_path / "crash.db"
     code = (
@@ -278,17 +301,21 @@ async def test_writes_survive_a_process_crash(tmp_path: Path) -> None:
         await s.close()
 
 
-async def test_file_uses_wal_and_persists_revision_row(tmp_path: Path) -> None:
+async def test_file_uses_wal_and_persists_revisions(tmp_path: Path) -> None:
     path = str(tmp_path / "w.db")
     s = SQLiteStore(path)
     await s.create("pods", "default", "a", pod("a"))
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0] == 1
         row = db.execute("SELECT key, resource, namespace, name, rv, data FROM objects").fetchone()
         assert row[:5] == ("/pods/default/a", "pods", "default", "a", 1)
         assert orjson.loads(row[5])["metadata"]["resourceVersion"] == "1"
+        # A create leaves the counter row alone; a deletion writes its revision there.
+        assert db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0] == 0
+        await s.create("pods", "default", "b", pod("b"))
+        await s.delete("pods", "default", "b")
+        assert db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0] == 3
     finally:
         db.close()
         await s.close()
