@@ -143,6 +143,22 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def sandbox_helpers(daemon_pid: int) -> list[int]:
+    """The daemon's sandbox helper processes (netd.node.sandboxhelper), by parent pid."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            cmd = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == daemon_pid and b"netd.node.sandboxhelper" in cmd:
+            out.append(int(entry.name))
+    return out
+
+
 def container_pid(c: Cluster, uid: str, container: str) -> int:
     """The pid the node agent recorded for a container (netd.node.adoption)."""
     doc = json.loads(Path(names.state_path(c.name, uid)).read_text())

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster, alive, container_pid, new_cluster, wait_for
+from tests.e2e.cluster import (Cluster, alive, container_pid, new_cluster,
+                               sandbox_helpers, wait_for)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real namespaces)")]
@@ -62,10 +63,12 @@ def test_sigkill_restart_adopts_then_down_removes_everything(tmp_path: Path) -> 
         pid = container_pid(c, before["sleeper"]["metadata"]["uid"], "main")
         assert alive(pid)
         assert c.proc is not None
+        [helper] = sandbox_helpers(c.proc.pid)
         os.kill(c.proc.pid, signal.SIGKILL)
         c.proc.wait(timeout=10)
         c.proc = None
         assert alive(pid), "a daemon crash must not take the pods' processes with it"
+        wait_for(lambda: not alive(helper), 10, what="the sandbox helper gone with the daemon")
         # A process in the pod that no record names (as one started the moment before
         # the crash would be): adoption must not leave it running beside the container.
         stray = subprocess.Popen(["ip", "netns", "exec", f"{c.name}_default_sleeper",
@@ -84,9 +87,16 @@ def test_sigkill_restart_adopts_then_down_removes_everything(tmp_path: Path) -> 
             assert r.read() == b"web"
         late = subprocess.Popen(["ip", "netns", "exec", f"{c.name}_default_web",
                                  "sleep", "3600"], start_new_session=True)
+        # Adoption makes no sandbox; a new pod starts a new helper.
+        c.kubectl("run", "extra", "--image=nginx", "--port=80")
+        wait_for(lambda: ready(c, "extra"), 60, what="a pod made after the restart")
+        assert c.proc is not None
+        helpers = sandbox_helpers(c.proc.pid)
+        assert len(helpers) == 1 and helper not in helpers
     finally:
         c.stop()
         c.down()
+    assert not any(alive(h) for h in helpers), "a stopped daemon leaves no sandbox helper"
     assert not cluster_netns(c)
     assert not alive(pid), "netd down must stop the pods' processes"
     assert late.wait(timeout=10) == -signal.SIGKILL, "netd down must stop what no record names"
