@@ -26,45 +26,104 @@ def unknown_fields(kind: str, obj: dict[str, Any], api_version: str | None = Non
     if name is None or not isinstance(obj, dict):
         return []
     out: list[str] = []
-    _walk(sch, name, obj, "", out)
+    _walk(_Checks.of(sch), name, obj, [], out)
     return out
 
 
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
+# Every write is checked (Ignore and Warn prune too), so the walk is compiled: each
+# type's fields map to what their values need (nothing, a list, a map, a struct), and
+# a path string is built only for an unknown field.
+_SCALAR, _LIST, _MAP, _STRUCT = 0, 1, 2, 3
+Node = tuple[int, Any]      # (_SCALAR, None) | (_LIST|_MAP, Node) | (_STRUCT, type name)
 
 
-def _walk(sch: Schema, type_name: str, obj: dict[str, Any], prefix: str,
+class _Checks:
+    _by_schema: dict[int, tuple[Schema, _Checks]] = {}
+
+    def __init__(self, sch: Schema) -> None:
+        self.sch = sch
+        self.types: dict[str, dict[str, Node] | None] = {}
+
+    @classmethod
+    def of(cls, sch: Schema) -> _Checks:
+        hit = cls._by_schema.get(id(sch))
+        if hit is None or hit[0] is not sch:
+            hit = cls._by_schema[id(sch)] = (sch, cls(sch))
+        return hit[1]
+
+    def fields(self, type_name: str) -> dict[str, Node] | None:
+        """None: nothing inside is checked (unknown or special type)."""
+        try:
+            return self.types[type_name]
+        except KeyError:
+            td = self.sch.types.get(type_name)
+            fields = None if td is None or td.special else {
+                key: _compile(f.type) for key, f in td.fields.items()}
+            self.types[type_name] = fields
+            return fields
+
+
+def _compile(expr: str) -> Node:
+    if expr.startswith("[]"):
+        inner = _compile(element(expr))
+        return (_SCALAR, None) if inner[0] == _SCALAR else (_LIST, inner)
+    if expr.startswith("{}"):
+        # Only maps of structs are looked into (labels, data and the like are free-form).
+        inner_expr = element(expr)
+        return (_MAP, (_STRUCT, inner_expr)) if is_ref(inner_expr) else (_SCALAR, None)
+    if is_ref(expr):
+        return (_STRUCT, expr)
+    return (_SCALAR, None)
+
+
+def _walk(checks: _Checks, type_name: str, obj: dict[str, Any], stack: list[Any],
           out: list[str]) -> None:
-    td = sch.types.get(type_name)
-    if td is None or td.special:
+    fields = checks.fields(type_name)
+    if fields is None:
         return
     for key, value in obj.items():
-        f = td.fields.get(key)
-        path = _join(prefix, key)
-        if f is None:
-            out.append(path)
-            continue
-        _value(sch, f.type, value, path, out)
+        node = fields.get(key)
+        if node is None:
+            out.append(_path(stack, key))
+        elif node[0] != _SCALAR and value is not None:
+            stack.append(key)
+            _value(checks, node, value, stack, out)
+            stack.pop()
 
 
-def _value(sch: Schema, expr: str, value: Any, path: str, out: list[str]) -> None:
-    if value is None:
-        return
-    if expr.startswith("[]"):
+def _value(checks: _Checks, node: Node, value: Any, stack: list[Any],
+           out: list[str]) -> None:
+    kind, arg = node
+    if kind == _STRUCT:
+        if isinstance(value, dict):
+            _walk(checks, arg, value, stack, out)
+    elif kind == _LIST:
         if isinstance(value, list):
-            inner = element(expr)
             for i, item in enumerate(value):
-                _value(sch, inner, item, f"{path}[{i}]", out)
-        return
-    if expr.startswith("{}"):
-        inner = element(expr)
-        if isinstance(value, dict) and is_ref(inner):
+                if item is not None:
+                    stack.append(i)
+                    _value(checks, arg, item, stack, out)
+                    stack.pop()
+    elif kind == _MAP:
+        if isinstance(value, dict):
             for k, item in value.items():
-                _value(sch, inner, item, f"{path}[{k}]", out)
-        return
-    if is_ref(expr) and isinstance(value, dict):
-        _walk(sch, expr, value, path, out)
+                if item is not None:
+                    stack.append((k,))
+                    _value(checks, arg, item, stack, out)
+                    stack.pop()
+
+
+def _path(stack: list[Any], key: str) -> str:
+    """kube-apiserver's spelling: `spec.containers[0].imagee`, `data[k].x`."""
+    path = ""
+    for step in stack:
+        if isinstance(step, str):
+            path = f"{path}.{step}" if path else step
+        elif isinstance(step, int):
+            path += f"[{step}]"
+        else:
+            path += f"[{step[0]}]"
+    return f"{path}.{key}" if path else key
 
 
 def strict_error_message(paths: list[str]) -> str:
