@@ -79,6 +79,14 @@ def helper_cpu_s() -> float:
     return total
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs (/proc/stat): with the kernel's own work
+    for the namespaces (kworkers, softirqs) and anything else running."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]        # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + kernel) per live thread, keyed by Python thread name (the
     event loop is MainThread): where the non-loop share of a pod goes."""
@@ -172,6 +180,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
         gc.collect()
         rss0, helper0 = rss_kb(), helper_rss_kb()
         cpu0, loop0, threads0 = cpu_s(), time.thread_time(), thread_cpu()
+        busy0, total0 = machine_ticks()
         t0 = time.perf_counter()
         for i in range(pods):
             await api.create(PODS, "default", {
@@ -181,6 +190,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
         await wait(ReadyCount(store, pods).done, 600)
         up = time.perf_counter() - t0
         cpu, loop_cpu = cpu_s() - cpu0, time.thread_time() - loop0
+        busy1, total1 = machine_ticks()
         threads = {k: (v - threads0.get(k, 0.0)) * 1000 / pods for k, v in thread_cpu().items()}
         gc.collect()
         rss1, helper1 = rss_kb(), helper_rss_kb()
@@ -194,6 +204,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
         return {"pods_per_s": pods / up, "up_s": up,
                 "kb_per_pod": (rss1 - rss0 + helper1 - helper0) / pods, "helper_kb": helper1,
                 "teardown_s": down, "cpu_ms_per_pod": cpu * 1000 / pods,
+                "machine_busy": (busy1 - busy0) / max(1, total1 - total0),
                 "loop_ms_per_pod": loop_cpu * 1000 / pods,
                 "threads_ms_per_pod": {k: round(v, 2) for k, v in threads.items() if v >= 0.05}}
     finally:
@@ -246,6 +257,8 @@ def main() -> None:
               f"{r['kb_per_pod']:.1f} KB RSS/pod, teardown "
               f"{r['teardown_s']:.2f} s | ip CLI {ip_rate:.0f} sandboxes/s, teardown "
               f"{ip_down:.2f} s | ratio {r['pods_per_s'] / ip_rate:.2f}", flush=True)
+        print(f"  machine CPU busy while pods started: {r['machine_busy']:.0%} of "
+              f"{os.cpu_count()} CPUs", flush=True)
         print(f"  CPU ms/pod by thread: {r['threads_ms_per_pod']}; sandbox helper process "
               f"RSS {r['helper_kb'] / 1024:.1f} MiB (its growth is in RSS/pod)", flush=True)
 
