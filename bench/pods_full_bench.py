@@ -31,6 +31,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -156,7 +157,7 @@ class ReadyCount:
         return not still
 
 
-async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
+async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, Any]:
     cfg = replace(bench_config("f", nodes, pods), state_dir=str(tmp), node_mode="netns",
                   max_pods=pods + 8)   # room for system pods (the kube-dns mirror pod)
     store = SQLiteStore(str(tmp / "store.db"))
@@ -215,7 +216,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, float]:
         await store.close()
 
 
-def child(nodes: int, pods: int, profile: str | None) -> dict[str, float]:
+def child(nodes: int, pods: int, profile: str | None) -> dict[str, Any]:
     prof = cProfile.Profile() if profile else None
     # The daemon's runtime, as `netd up` sets it: uvloop and its GC settings.
     import uvloop
