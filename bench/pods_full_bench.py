@@ -182,6 +182,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, Any]:
         rss0, helper0 = rss_kb(), helper_rss_kb()
         cpu0, loop0, threads0 = cpu_s(), time.thread_time(), thread_cpu()
         busy0, total0 = machine_ticks()
+        rev0 = store.revision
         t0 = time.perf_counter()
         for i in range(pods):
             await api.create(PODS, "default", {
@@ -192,6 +193,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, Any]:
         up = time.perf_counter() - t0
         cpu, loop_cpu = cpu_s() - cpu0, time.thread_time() - loop0
         busy1, total1 = machine_ticks()
+        writes = (store.revision - rev0) / pods
         threads = {k: (v - threads0.get(k, 0.0)) * 1000 / pods for k, v in thread_cpu().items()}
         gc.collect()
         rss1, helper1 = rss_kb(), helper_rss_kb()
@@ -206,6 +208,7 @@ async def run_full(nodes: int, pods: int, tmp: Path) -> dict[str, Any]:
                 "kb_per_pod": (rss1 - rss0 + helper1 - helper0) / pods, "helper_kb": helper1,
                 "teardown_s": down, "cpu_ms_per_pod": cpu * 1000 / pods,
                 "machine_busy": (busy1 - busy0) / max(1, total1 - total0),
+                "writes_per_pod": writes,
                 "loop_ms_per_pod": loop_cpu * 1000 / pods,
                 "threads_ms_per_pod": {k: round(v, 2) for k, v in threads.items() if v >= 0.05}}
     finally:
@@ -259,7 +262,8 @@ def main() -> None:
               f"{r['teardown_s']:.2f} s | ip CLI {ip_rate:.0f} sandboxes/s, teardown "
               f"{ip_down:.2f} s | ratio {r['pods_per_s'] / ip_rate:.2f}", flush=True)
         print(f"  machine CPU busy while pods started: {r['machine_busy']:.0%} of "
-              f"{os.cpu_count()} CPUs", flush=True)
+              f"{os.cpu_count()} CPUs; store writes per pod {r['writes_per_pod']:.1f} "
+              "(create, binding, status, events)", flush=True)
         print(f"  CPU ms/pod by thread: {r['threads_ms_per_pod']}; sandbox helper process "
               f"RSS {r['helper_kb'] / 1024:.1f} MiB (its growth is in RSS/pod)", flush=True)
 
