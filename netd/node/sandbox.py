@@ -15,15 +15,16 @@ Per pod (names in netd/node/names.py):
               into /run/netd/<cluster>/etc), /run/netd/<cluster>/sandboxes/<name>.json
               (key, IP, node, hostname); /run/netd/<cluster> is a tmpfs (handles.py)
 
-Speed: a worker thread unshares a fresh network namespace, pins it with a bind mount
-on a hard link (handles.mount_point: no inode allocated on the host's disk), and
-configures the pod side from inside with one batched netlink send (the veth is
-created there with its peer placed straight into the node namespace); the node side
-is one more batch on a socket that stays open in the node namespace; the
+Speed: creation and deletion run in the sandbox helper process (sandboxhelper.py),
+on its worker threads, out of the daemon's GIL. A worker unshares a fresh network
+namespace, pins it with a bind mount on a hard link (handles.mount_point: no inode
+allocated on the host's disk), and configures the pod side from inside with two
+batched netlink sends (the veth is created there with its peer placed straight into
+the node namespace, then eth0 without IPv6 addresses, up, address, routes); the node
+side is one more batch on a socket that stays open in the node namespace; the
 resolv.conf/hosts files are written in the same job. No process is forked, and file
-work uses bare os calls (each syscall on a worker is a GIL hand-off with the event
-loop). Sockets inside pods come from a thread of their own, never queued behind
-sandbox creations. The record is written first, so a crash leaves something that
+work uses bare os calls. Sockets inside pods come from a thread of the daemon's own
+(they must be the daemon's), never queued behind sandbox creations. The record is written first, so a crash leaves something that
 `existing()`/`incomplete()` report and `delete()` finishes.
 """
 from __future__ import annotations
