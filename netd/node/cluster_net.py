@@ -264,6 +264,10 @@ class ClusterNetwork:
         node = nodes.get(name)
         if node is None or self.host_mode:
             return
+        # The sandbox helper keeps a socket in each node it made pods on; that would
+        # keep the namespace alive after its handle goes.
+        from netd.node import sandboxhelper
+        sandboxhelper.release(self.config, node)
         await nsexec.workers().run(self._remove_node, node, list(nodes.values()))
 
     def _remove_node(self, node: NodeNet, nodes: list[NodeNet]) -> None:

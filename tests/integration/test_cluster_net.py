@@ -1,14 +1,17 @@
 """The cluster network on real namespaces (root)."""
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
 from netd.config import Config
-from netd.node import names
+from netd.node import names, sandboxhelper
 from netd.node.cluster_net import ClusterNetwork
 from netd.node.sandbox import SandboxManager
+
+from .conftest import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -70,9 +73,17 @@ async def test_remove_node(cluster_config: Config) -> None:
     cn = ClusterNetwork(cluster_config)
     try:
         n1, n2 = await cn.ensure()
-        sb = await SandboxManager(cluster_config, n2).create("default", "gone", 
+        sb = await SandboxManager(cluster_config, n2).create("default", "gone",
                                                             n2.gateway[:-1] + "9", "gone")
+        assert n2.netns_path is not None
+        st = os.stat(n2.netns_path)
+        ns = (st.st_dev, st.st_ino)
+        assert any(ns in _fd_files(pid) for pid in sandboxhelper.helper_pids())
         await cn.remove_node(n2.name)
+        # Nothing of ours keeps the node's namespace alive (the sandbox helper held it
+        # open for its socket there): the kernel destroys it.
+        wait_for(lambda: not any(ns in _fd_files(pid) for pid in sandboxhelper.helper_pids()),
+                 10, "the helper to let go of the node's namespace")
         assert n2.netns not in sh("ip", "netns", "list").stdout
         assert sb.netns not in sh("ip", "netns", "list").stdout
         assert n1.netns is not None
@@ -80,6 +91,18 @@ async def test_remove_node(cluster_config: Config) -> None:
         assert f"via {n2.ip}" not in sh("ip", "route", "get", n2.gateway).stdout
     finally:
         await cn.teardown()
+
+
+def _fd_files(pid: int) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of what the process has open (a namespace: its nsfs inode)."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        out.add((st.st_dev, st.st_ino))
+    return out
 
 
 async def test_host_mode_restores_ip_forward(host_config: Config) -> None:
