@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 
 from netd.config import Config
-from netd.node import handles, names, nl, nodeslots, nsexec
+from netd.node import handles, names, nl, nodeslots, nsexec, sandboxhelper
 from netd.node.ipam import host_bridge_ip, node_internal_ip, node_pod_cidr, pod_gateway
 
 log = logging.getLogger("netd.node.cluster_net")
@@ -266,7 +266,6 @@ class ClusterNetwork:
             return
         # The sandbox helper keeps a socket in each node it made pods on; that would
         # keep the namespace alive after its handle goes.
-        from netd.node import sandboxhelper
         sandboxhelper.release(self.config, node)
         await nsexec.workers().run(self._remove_node, node, list(nodes.values()))
 
@@ -287,6 +286,8 @@ class ClusterNetwork:
         log.info("node %s: removed its network", node.name)
 
     async def teardown(self) -> None:
+        for node in self.node_nets():
+            sandboxhelper.release(self.config, node)    # as in remove_node
         await nsexec.workers().run(teardown_sync, self.config)
 
 
