@@ -131,10 +131,15 @@ class _Client:
         if old is not None and not old.is_closed():
             old.remove_reader(self._sock.fileno())
             old.remove_writer(self._sock.fileno())
-        # Calls made on a loop that is gone can never be answered there.
+        # Replies now go to `loop`: calls made on another one fail rather than hang
+        # (one loop at a time is what works: the daemon's, or a test's).
         for key, fut in list(self._waiting.items()):
-            if fut.get_loop() is not loop:
+            other = fut.get_loop()
+            if other is not loop:
                 del self._waiting[key]
+                if not other.is_closed():
+                    other.call_soon_threadsafe(_fail, fut, OSError(
+                        errno.EIO, "sandbox helper calls moved to another event loop"))
         self._writer_armed = False
         loop.add_reader(self._sock.fileno(), self._on_readable)
 
