@@ -97,3 +97,20 @@ async def test_shutdown_ends_the_helper(node: tuple[Config, NodeNet]) -> None:
     await mgr.delete("default", "s")          # a new helper
     assert not os.path.exists(sb.netns_path)
     mgr.close()
+
+
+async def test_without_the_helper(node: tuple[Config, NodeNet],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # NETD_SANDBOX_HELPER=0: the same work on the daemon's own namespace threads.
+    cfg, n1 = node
+    await sandboxhelper.aclose()
+    monkeypatch.setenv("NETD_SANDBOX_HELPER", "0")
+    mgr = SandboxManager(cfg, n1)
+    sb = await mgr.create("default", "inproc", ip_in(n1, 5), "inproc",
+                          files=("nameserver 10.96.0.10\n", "127.0.0.1 localhost\n"))
+    assert sandboxhelper.helper_pids() == []
+    assert nsexec.is_ns_handle(sb.netns_path)
+    assert open(f"/etc/netns/{sb.netns}/resolv.conf").read() == "nameserver 10.96.0.10\n"
+    await mgr.delete("default", "inproc")
+    assert not os.path.exists(sb.netns_path)
+    mgr.close()
