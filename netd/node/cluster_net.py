@@ -326,6 +326,7 @@ def teardown_sync(config: Config) -> None:
         except (OSError, ValueError):
             log.warning("could not restore sysctls from %s", saved, exc_info=True)
     uts = names.uts_dir(cluster)
+    handles.forget(run_dir)     # this process's open inodes there (mount points' templates)
     # Layer by layer: the run directory is a tmpfs (an older netd kept it on disk,
     # with UTS handles that a tmpfs mounted over them would hide).
     while True:

@@ -63,11 +63,12 @@ class _Template:
             code = ctypes.get_errno()
             if code == errno.EEXIST:
                 raise FileExistsError(code, os.strerror(code), path)
-            if code not in (errno.ENOENT, errno.EMLINK):
+            if code not in (errno.ENOENT, errno.EMLINK, errno.EXDEV):
                 raise OSError(code, os.strerror(code), path)
             # ENOENT: every name of the inode is gone (an O_TMPFILE inode is linkable
             # once it had none only before its first link); EMLINK: ext4's 65,000
-            # links. Either way a fresh inode takes over.
+            # links; EXDEV: the directory is on another mount now (a cluster's run
+            # tmpfs mounted again). Either way a fresh inode takes over.
             os.close(self.fd)
             self.fd = None
         return False
@@ -75,6 +76,16 @@ class _Template:
 
 _templates: dict[str, _Template] = {}
 _lock = threading.Lock()
+
+
+def forget(under: str) -> None:
+    """Close the templates of directories at or below `under` (a cluster's run tmpfs
+    being unmounted: an open template would keep the old tmpfs alive)."""
+    with _lock:
+        for directory in [d for d in _templates if d == under or d.startswith(under + "/")]:
+            tpl = _templates.pop(directory)
+            if tpl.fd is not None:
+                os.close(tpl.fd)
 
 
 def mount_point(path: str) -> None:

@@ -39,7 +39,8 @@ def make_config(nodes: int = 2, mode: str = "netns") -> Config:
     """A cluster with a random name and random 10.x ranges (parallel tests and other
     clusters on the machine must not share routes)."""
     a, b, c = random.sample(range(100, 250), 3)
-    name = "it" + os.urandom(2).hex()
+    # 3 bytes: with 2, two of a session's ~50 clusters shared a name about once in 50 runs.
+    name = "it" + os.urandom(3).hex()
     return replace(Config(), cluster_name=name, pod_cidr=f"10.{a}.0.0/16",
                    service_cidr=f"10.{b}.0.0/16", dns_ip=f"10.{b}.0.10",
                    node_network=f"10.{c}.0.0/24", node_mode=mode,

@@ -76,7 +76,7 @@ class Env:
 
 @pytest.fixture
 async def agent_env(tmp_path: Path) -> AsyncIterator[Env]:
-    cluster = "it" + secrets.token_hex(2)
+    cluster = "it" + secrets.token_hex(3)
     store = SQLiteStore(":memory:")
     api = ObjectAPI(store)
     await ensure_system_objects(api)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from netd.config import Config
-from netd.node import handles, names, nsexec
+from netd.node import handles, names, nsexec, sandboxhelper
 from netd.node.cluster_net import ClusterNetwork, NodeNet
 from netd.node.nsexec import spawn
 from netd.node.sandbox import Sandbox, SandboxManager
@@ -167,9 +167,15 @@ async def test_handles_cost_no_new_inodes_on_disk(pods: dict[str, Any]) -> None:
     pods["m1"].write_files(a, "nameserver 10.96.0.10\n", "127.0.0.1\tlocalhost\n")
     assert os.path.islink(names.etc_dir(a.netns))
     assert os.path.realpath(names.etc_dir(a.netns)).startswith(run + "/")
-    # the mount points under the handles are names of the template's one inode
+    # the mount points under the handles are names of one template inode: the node
+    # handles of this process's, the pods' of the sandbox helper's
     tpl = handles._templates[names.NETNS_DIR]
     assert tpl.fd is not None and os.fstat(tpl.fd).st_nlink >= 2
+    [helper] = sandboxhelper.helper_pids()
+    links = [os.stat(f"/proc/{helper}/fd/{fd}").st_nlink
+             for fd in os.listdir(f"/proc/{helper}/fd")
+             if os.readlink(f"/proc/{helper}/fd/{fd}").startswith(f"{names.NETNS_DIR}/#")]
+    assert links and max(links) >= 3      # web-0, web-1, db-0
     assert sh("ip", "netns", "list").stdout.count(cfg.cluster_name + "_default_") >= 2
 
 
@@ -206,3 +212,22 @@ async def test_namespace_deleted_behind_our_back_is_incomplete(pods: dict[str, A
                        stdout=asyncio.subprocess.PIPE, stderr=None)
     assert (await proc.communicate())[0] == b"web-0\n"
     assert sh("ping", "-c1", "-W2", rebuilt.ip).returncode == 0
+
+
+def test_mount_points_survive_a_remounted_directory(tmp_path: Any) -> None:
+    # A cluster's run tmpfs mounted again (a cluster of the same name after a
+    # teardown): the cached template inode is on the old mount, where linkat fails
+    # with EXDEV; a fresh one takes over.
+    d = str(tmp_path / "run")
+    os.mkdir(d)
+    nsexec.mount("tmpfs", d, "tmpfs", 0, "mode=0755")
+    try:
+        handles.mount_point(f"{d}/a")
+        nsexec.umount(d)
+        nsexec.mount("tmpfs", d, "tmpfs", 0, "mode=0755")
+        handles.mount_point(f"{d}/b")
+        assert os.listdir(d) == ["b"]
+    finally:
+        nsexec.unmount_all(d)
+        handles.forget(d)
+    assert d not in handles._templates
