@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -119,6 +120,7 @@ def cluster_config() -> Iterator[Config]:
     cfg = make_config()
     yield cfg
     _check_clean(cfg)
+    shutil.rmtree(cfg.state_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -126,6 +128,7 @@ def host_config() -> Iterator[Config]:
     cfg = make_config(nodes=1, mode="host")
     yield cfg
     _check_clean(cfg)
+    shutil.rmtree(cfg.state_dir, ignore_errors=True)
 
 
 def _check_clean(cfg: Config) -> None:
