@@ -95,7 +95,8 @@ def thread_cpu() -> dict[str, float]:
     out: dict[str, float] = {}
     for t in threading.enumerate():
         try:
-            fields = Path(f"/proc/self/task/{t.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+            stat = Path(f"/proc/self/task/{t.native_id}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         name = t.name.split("-")[0] if t.name.startswith("Thread-") else t.name

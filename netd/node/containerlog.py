@@ -84,7 +84,7 @@ def log_file(pod_dir: Path, container: str, restart_count: int) -> Path:
 def rotate(pod_dir: Path, container: str, restart_count: int) -> Path:
     """The new instance's log path; older than the previous instance are removed.
     Runs on the node's file writer thread (netd.node.filewriter), so bare os calls:
-    the directory usually exists already (make_pod_dirs)."""
+    the directory usually exists already (volumes.pod_log_dirs, made with the sandbox)."""
     path = log_file(pod_dir, container, restart_count)
     d = str(path.parent)
     try:

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import shutil
 import threading
+from collections.abc import Sequence
 
 from netd.node import names
+
+log = logging.getLogger("netd.node.handles")
 
 O_TMPFILE = getattr(os, "O_TMPFILE", 0o20000000 | os.O_DIRECTORY)
 AT_FDCWD = -100
@@ -99,6 +103,17 @@ def mount_point(path: str) -> None:
         if tpl.link(path):
             return
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+
+
+def make_dirs(dirs: Sequence[str], owner: str = "") -> None:
+    """Make each directory (and its parents); a failure is logged, not raised: whoever
+    needs the directory makes it then (the pods' log directories, made with the
+    sandbox)."""
+    for d in dirs:
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as exc:
+            log.warning("%s: making %s: %s", owner or "pod", d, exc)
 
 
 # ---- /etc/netns/<netns> -------------------------------------------------------------------

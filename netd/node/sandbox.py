@@ -24,8 +24,9 @@ the node namespace, then eth0 without IPv6 addresses, up, address, routes); the 
 side is one more batch on a socket that stays open in the node namespace; the
 resolv.conf/hosts files are written in the same job. No process is forked, and file
 work uses bare os calls. Sockets inside pods come from a thread of the daemon's own
-(they must be the daemon's), never queued behind sandbox creations. The record is written first, so a crash leaves something that
-`existing()`/`incomplete()` report and `delete()` finishes.
+(they must be the daemon's), never queued behind sandbox creations. The record is
+written first, so a crash leaves something that `existing()`/`incomplete()` report
+and `delete()` finishes.
 """
 from __future__ import annotations
 
@@ -111,8 +112,7 @@ class SandboxManager:
             if self._side is not None:
                 self._side.close()
                 self._side = None
-        if sandboxhelper.enabled():
-            sandboxhelper.release(self.config, self.node)
+        sandboxhelper.release(self.config, self.node)     # a no-op if it never had it
 
     # ---- create -------------------------------------------------------------------------------
 
@@ -136,11 +136,7 @@ class SandboxManager:
         self._create(sb, hostname)
         if files is not None:
             self.write_files(sb, *files)
-        for d in dirs:
-            try:
-                os.makedirs(d, exist_ok=True)
-            except OSError as exc:
-                log.warning("sandbox %s: making %s: %s", sb.key, d, exc)
+        handles.make_dirs(dirs, f"sandbox {sb.key}")
         return sb
 
     def _create(self, sb: Sandbox, hostname: str) -> Sandbox:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from netd.config import Config
 from netd.controllers.volumebinding import volume_dir
+from netd.node import handles
 from netd.node.containerlog import log_file
 
 Obj = dict[str, Any]
@@ -54,8 +55,8 @@ def pod_log_dirs(config: Config, pod: Obj) -> list[str]:
 
 
 def make_pod_dirs(config: Config, pod: Obj) -> None:
-    for d in pod_log_dirs(config, pod):
-        os.makedirs(d, exist_ok=True)
+    """What the sandbox job does with pod_log_dirs, for a caller without one."""
+    handles.make_dirs(pod_log_dirs(config, pod))
 
 
 def remove_orphan_pod_dirs(config: Config, known_uids: set[str], older_than: float) -> int:
